@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Install what orchestrator needs on a Debian machine and start it:
+# the Docker engine (when missing), a virtual environment with the project,
+# and a Python base image.
+#
+# Base image: orchestrator's default for CPU apps is python:<version>-slim.
+# When this machine cannot pull it (no Docker Hub access), the script builds a
+# stand-in from Debian bookworm (scripts/build-local-base.sh) and tags it
+# python:3.11-slim, so the defaults work unchanged. Set ORCH_SKIP_BASE=1 to
+# skip this step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "[setup] $*" >&2; }
+
+install_docker() {
+    if command -v dockerd >/dev/null && command -v debootstrap >/dev/null; then
+        return
+    fi
+    log "installing the Docker engine, registry, Compose and debootstrap from Debian"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        docker.io docker-registry docker-compose debootstrap iproute2 >/dev/null
+}
+
+start_docker() {
+    if docker info >/dev/null 2>&1; then
+        return
+    fi
+    log "starting dockerd (log in /tmp/dockerd.log)"
+    nohup dockerd >/tmp/dockerd.log 2>&1 &
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && return
+        sleep 1
+    done
+    log "dockerd did not start; see /tmp/dockerd.log"
+    exit 1
+}
+
+install_project() {
+    if [ ! -x .venv/bin/orch ]; then
+        log "creating .venv and installing orchestrator"
+        python3 -m venv .venv
+    fi
+    .venv/bin/pip install -q -e '.[dev]'
+}
+
+ensure_base_image() {
+    [ "${ORCH_SKIP_BASE:-0}" = 1 ] && return
+    scripts/build-local-base.sh orchestrator-local/python:3.11
+    if docker image inspect python:3.11-slim >/dev/null 2>&1; then
+        return
+    fi
+    if docker pull python:3.11-slim >/dev/null 2>&1; then
+        return
+    fi
+    log "python:3.11-slim cannot be pulled here; tagging the local Debian stand-in as python:3.11-slim"
+    docker tag orchestrator-local/python:3.11 python:3.11-slim
+}
+
+install_docker
+start_docker
+install_project
+ensure_base_image
+log "ready: .venv/bin/orch --help"
