@@ -95,6 +95,12 @@ def _from_file(
 ) -> Declaration:
     module = import_file(path)
     declarations = find_declarations(module)
+    if name is not None and name not in declarations and hasattr(module, name):
+        kind = type(getattr(module, name)).__name__
+        raise InvalidReference(
+            f"{path}::{name} is a {kind}, not an orchestrator.App subclass or an "
+            f"@orchestrator.function; reference one of: {', '.join(declarations) or 'none declared'}"
+        )
     name = _choose_name(path, name, declarations)
     target = declarations[name]
     options = _merge_options(target, app_table, path, name)

@@ -1,0 +1,13 @@
+"""Settings shared by every test.
+
+Tests build from a local Python base image (scripts/build-local-base.sh)
+because the machines that run them may not reach Docker Hub. The product's
+own default stays python:<version>-slim.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("ORCH_BASE_IMAGE", "orchestrator-local/python:3.11")
+os.environ.setdefault("ORCH_LOG_LEVEL", "INFO")
