@@ -22,7 +22,7 @@ DEFAULT_CUDA_BASE_IMAGE = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
 
 PROJECT_KEYS = ("team", "base_image", "cuda_base_image", "uv_image", "registry", "apps")
 APP_TABLE_KEYS = ("ref", "requirements", "python_version", "system_packages", "machine_type",
-                  "env", "image", "local_python_modules", "max_concurrency",
+                  "env", "image", "local_python_modules", "max_concurrency", "max_queue",
                   "request_timeout", "startup_timeout")
 
 

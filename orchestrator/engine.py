@@ -143,3 +143,75 @@ def split_reference(reference: str) -> tuple[str, str | None]:
         repository, tag = reference.rsplit(":", 1)
         return repository, tag
     return reference, "latest"
+
+
+class GpuUnavailable(EngineError):
+    """The engine cannot give a container GPUs (no NVIDIA runtime)."""
+
+
+class ContainerEngine:
+    """Container calls of ``Engine``, kept apart from image calls for readability."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.api = engine.api
+        self.client = engine.client
+
+    @mapped_errors
+    def create(self, **kwargs: Any) -> str:
+        """Create a container and return its ID (``create_container`` arguments)."""
+        return self.api.create_container(**kwargs)["Id"]
+
+    @mapped_errors
+    def start(self, container_id: str) -> None:
+        try:
+            self.api.start(container_id)
+        except docker.errors.APIError as error:
+            explanation = str(error.explanation or error)
+            if "could not select device driver" in explanation:
+                raise GpuUnavailable(explanation) from error
+            raise EngineError(f"cannot start container {container_id[:12]}: {explanation}") from error
+
+    @mapped_errors
+    def wait(self, container_id: str, condition: str = "not-running") -> int:
+        """Block until the container meets ``condition``; return its exit code."""
+        try:
+            return int(self.api.wait(container_id, timeout=None, condition=condition)["StatusCode"])
+        except docker.errors.NotFound:
+            return -1
+
+    @mapped_errors
+    def logs(self, container_id: str) -> Iterator[bytes]:
+        """Follow the container's output as chunks; ends when the container stops."""
+        try:
+            yield from self.api.logs(container_id, stream=True, follow=True, stdout=True, stderr=True)
+        except docker.errors.NotFound:
+            return
+
+    @mapped_errors
+    def stop(self, container_id: str, timeout: int) -> None:
+        try:
+            self.api.stop(container_id, timeout=timeout)
+        except docker.errors.NotFound:
+            pass
+
+    @mapped_errors
+    def remove(self, container_id: str) -> None:
+        try:
+            self.api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as error:
+            if "already in progress" not in str(error):
+                raise
+
+    @mapped_errors
+    def list(self, label: str) -> list[dict[str, Any]]:
+        return self.api.containers(all=True, filters={"label": label})
+
+    @mapped_errors
+    def published_port(self, container_id: str, container_port: str) -> int:
+        ports = self.api.inspect_container(container_id)["NetworkSettings"]["Ports"] or {}
+        bindings = ports.get(container_port) or []
+        if not bindings:
+            raise EngineError(f"container {container_id[:12]} publishes no port for {container_port}")
+        return int(bindings[0]["HostPort"])

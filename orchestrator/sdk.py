@@ -33,6 +33,7 @@ class Options:
     image: str | None = None
     local_python_modules: tuple[str, ...] = ()
     max_concurrency: int = 1
+    max_queue: int = 100
     request_timeout: float = 60.0
     startup_timeout: float = 300.0
 
@@ -49,7 +50,7 @@ ENVIRONMENT_OPTIONS = (
     "image",
     "local_python_modules",
 )
-APP_ONLY_OPTIONS = ("max_concurrency", "request_timeout", "startup_timeout")
+APP_ONLY_OPTIONS = ("max_concurrency", "max_queue", "request_timeout", "startup_timeout")
 APP_OPTIONS = ENVIRONMENT_OPTIONS + APP_ONLY_OPTIONS
 FUNCTION_OPTIONS = ENVIRONMENT_OPTIONS + ("serve",) + APP_ONLY_OPTIONS
 
@@ -127,6 +128,12 @@ def _positive_int(value: Any, where: str) -> int:
     return value
 
 
+def _non_negative_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise OptionError(f"{where} must be zero or a positive integer, got {value!r}")
+    return value
+
+
 def _positive_seconds(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise OptionError(f"{where} must be a positive number of seconds, got {value!r}")
@@ -142,6 +149,7 @@ _VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
     "image": _image,
     "local_python_modules": _string_list,
     "max_concurrency": _positive_int,
+    "max_queue": _non_negative_int,
     "request_timeout": _positive_seconds,
     "startup_timeout": _positive_seconds,
 }

@@ -48,6 +48,7 @@ install_project() {
 ensure_base_image() {
     [ "${ORCH_SKIP_BASE:-0}" = 1 ] && return
     scripts/build-local-base.sh orchestrator-local/python:3.11
+    scripts/build-local-uv-image.sh orchestrator-local/uv:latest
     if docker image inspect python:3.11-slim >/dev/null 2>&1; then
         return
     fi

@@ -11,6 +11,8 @@ import click
 from ..errors import OrchestratorError
 from .build import build_command, lock_command
 from .images import images_group
+from .keys import keys_group
+from .run import run_command
 
 
 class Orch(click.Group):
@@ -43,6 +45,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 cli.add_command(build_command)
 cli.add_command(lock_command)
 cli.add_command(images_group)
+cli.add_command(keys_group)
+cli.add_command(run_command)
 
 
 def main() -> None:

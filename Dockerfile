@@ -1,0 +1,32 @@
+# The project's own image, in two targets:
+#   sidecar  the proxy in front of every app: the standard library and h11 only
+#   runner   the self-hosted runner service, with the whole package
+# Build from the repository root, e.g.
+#   docker build --target sidecar -t orchestrator-sidecar .
+ARG BASE_IMAGE=python:3.11-slim
+
+FROM ${BASE_IMAGE} AS sidecar
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY images/sidecar.lock /opt/orchestrator/sidecar.lock
+RUN python3 -m venv /opt/orchestrator/venv \
+    && /opt/orchestrator/venv/bin/pip install --no-cache-dir --no-deps --require-hashes \
+        -r /opt/orchestrator/sidecar.lock
+COPY orchestrator/__init__.py orchestrator/errors.py orchestrator/sdk.py orchestrator/keys.py \
+     /opt/orchestrator/lib/orchestrator/
+COPY orchestrator/sidecar/ /opt/orchestrator/lib/orchestrator/sidecar/
+ENV PATH=/opt/orchestrator/venv/bin:$PATH PYTHONPATH=/opt/orchestrator/lib
+EXPOSE 8080
+USER 65534:65534
+CMD ["python", "-m", "orchestrator.sidecar"]
+
+FROM ${BASE_IMAGE} AS runner
+ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /opt/orchestrator/src
+COPY pyproject.toml README.md ./
+COPY orchestrator/ orchestrator/
+COPY images/ images/
+RUN python3 -m venv /opt/orchestrator/venv \
+    && /opt/orchestrator/venv/bin/pip install --no-cache-dir .
+ENV PATH=/opt/orchestrator/venv/bin:$PATH
+EXPOSE 8000
+CMD ["orch", "runner", "serve"]

@@ -1,0 +1,149 @@
+"""``orch run``: build or reuse the image, then serve it locally or on the runner."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import click
+
+from .. import keys, keystore, refs
+from ..build.image import BuildOptions, ImageBuilder
+from ..build.sidecar_image import ensure_sidecar_image
+from ..config import cache_dir
+from ..engine import Engine
+from ..errors import UsageError
+from ..local.banner import banner
+from ..local.call import call_once
+from ..local.session import LocalRun
+from ..local.spec import AUTH_MODES, RunSpec
+from ..machines import MachineType, load_catalogue, resolve
+
+
+@click.command("run")
+@click.argument("reference", metavar="REF")
+@click.option("--local", is_flag=True, help="Run on the local Docker engine instead of the runner.")
+@click.option("--no-cache", is_flag=True, help="Rebuild the image without the layer cache and pull the base again.")
+@click.option("--machine-type", help="Machine type to run on, overriding the declaration (e.g. M, GPU-H100).")
+@click.option("--limit-max-requests", type=int, default=0, show_default=True,
+              help="Serve this many requests, then drain and stop (0: no limit).")
+@click.option("--auth", "auth_mode", type=click.Choice(AUTH_MODES), default=None,
+              help="public: no key; private: a key of the app's team; shared: any valid key. [default: public]")
+@click.option("--app-name", help="Name of the app (default: the declaration's name, kebab-case).")
+@click.option("--team", help="Team that owns the app (default: ORCH_TEAM, then [tool.orchestrator] team, then 'default').")
+@click.option("--env", "env_name", default="main", show_default=True, help="Environment name, recorded with the run.")
+@click.option("--port", type=click.IntRange(1, 65535), help="Host port on 127.0.0.1 for a local run (default: a free port).")
+def run_command(reference, local, no_cache, machine_type, limit_max_requests, auth_mode,
+                app_name, team, env_name, port) -> None:
+    """Build (or reuse) the image of REF and serve it behind the sidecar."""
+    if limit_max_requests < 0:
+        raise UsageError(f"invalid --limit-max-requests {limit_max_requests}: use 0 (no limit) or a positive count")
+    if not local:
+        raise UsageError("remote runs are not available yet; add --local to run on this machine's Docker engine")
+
+    declaration = refs.resolve(reference)
+    machine = _machine(declaration, machine_type)
+    team = _team(team, declaration)
+    engine = Engine.connect()
+    image = ImageBuilder(engine).ensure(declaration, BuildOptions(gpu=machine.is_gpu, no_cache=no_cache))
+
+    spec = RunSpec(
+        run_id=uuid.uuid4().hex,
+        image=image.reference,
+        sidecar_image=ensure_sidecar_image(engine) if declaration.serves else "",
+        app_name=app_name or declaration.app_name,
+        declaration_name=declaration.name,
+        machine=_fit_to_engine(machine, engine),
+        team=team,
+        env_name=env_name,
+        auth=auth_mode or "public",
+        control_token=secrets.token_urlsafe(24),
+        keys_dir=_run_keys_dir(team),
+        limit_max_requests=limit_max_requests,
+        max_concurrency=declaration.options.max_concurrency,
+        max_queue=declaration.options.max_queue,
+        request_timeout=declaration.options.request_timeout,
+        lease_seconds=float(os.environ.get("ORCH_LEASE_SECONDS", "15")),
+        host_port=port,
+        app_env=dict(declaration.options.env),
+    )
+    if not declaration.serves:
+        sys.exit(call_once(engine, spec))
+    sys.exit(_serve(engine, spec, declaration, startup_timeout=declaration.options.startup_timeout))
+
+
+def _serve(engine: Engine, spec: RunSpec, declaration: refs.Declaration, *, startup_timeout: float) -> int:
+    run = LocalRun(engine, spec, print_app_line=lambda line: click.echo(line))
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    started = time.monotonic()
+    try:
+        run.start()
+        run.wait_ready(startup_timeout)
+        endpoints = sorted(declaration.target.endpoints()) if declaration.is_app else ["/"]
+        click.echo(banner(spec, run.url, endpoints), err=True)
+        summary = run.wait_until_stopped()
+    except KeyboardInterrupt:
+        click.echo("Stopping: draining requests and running teardown (Ctrl-C again to force)…", err=True)
+        try:
+            summary = run.stop("interrupted")
+        except KeyboardInterrupt:
+            run.cleanup()
+            return 130
+    except BaseException:
+        run.cleanup()
+        raise
+    elapsed = time.monotonic() - started
+    click.echo(
+        f"{spec.app_name} stopped ({summary.reason or 'stopped'}): served {summary.served} "
+        f"request(s), rejected {summary.rejected}, ran {elapsed:.1f}s",
+        err=True,
+    )
+    return 0
+
+
+def _machine(declaration: refs.Declaration, override: str | None) -> MachineType:
+    names = (override,) if override else declaration.options.machine_type
+    return resolve(names, load_catalogue())[0]
+
+
+def _team(flag: str | None, declaration: refs.Declaration) -> str:
+    if flag:
+        return flag
+    if os.environ.get("ORCH_TEAM"):
+        return os.environ["ORCH_TEAM"]
+    configured = declaration.project.get("team")
+    return str(configured.value) if configured else "default"
+
+
+def _fit_to_engine(machine: MachineType, engine: Engine) -> MachineType:
+    """Cap the CPU limit at what the engine has; Docker rejects a larger one."""
+    available = engine.client.info().get("NCPU") or machine.cpus
+    if machine.cpus <= available:
+        return machine
+    click.echo(
+        f"note: machine type {machine.name} asks for {machine.cpus:g} CPUs; this engine has "
+        f"{available}, so the app gets {available}",
+        err=True,
+    )
+    from dataclasses import replace
+    return replace(machine, cpus=float(available))
+
+
+def _run_keys_dir(team: str) -> str:
+    """Write the keys the sidecar accepts into a folder it mounts read-only."""
+    runs = cache_dir() / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="run-", dir=runs))
+    folder.chmod(0o755)
+    keys.save_key_file(folder / "keys.json", keystore.records_for_run(team))
+    # The sidecar runs as an unprivileged user; the file holds hashes only.
+    (folder / "keys.json").chmod(0o644)
+    return str(folder)
+
+

@@ -1,0 +1,1 @@
+"""Runs on the local Docker engine: an app container behind a sidecar container."""

@@ -1,0 +1,141 @@
+"""What a local run asks the engine for: two containers and their settings.
+
+The sidecar container owns the network namespace and publishes the only port,
+on 127.0.0.1. The app container joins that namespace and listens on loopback,
+so it is reachable only through the sidecar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+import docker.types
+
+from ..machines import MachineType
+
+LABEL = "org.orchestrator"
+SIDECAR_PORT = 8080
+APP_PORT = 8000
+AUTH_MODES = ("public", "private", "shared")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """Everything needed to start one run."""
+
+    run_id: str
+    image: str
+    sidecar_image: str
+    app_name: str
+    declaration_name: str
+    machine: MachineType
+    team: str
+    env_name: str
+    auth: str
+    control_token: str
+    keys_dir: str
+    limit_max_requests: int = 0
+    max_concurrency: int = 1
+    max_queue: int = 100
+    request_timeout: float = 60.0
+    lease_seconds: float = 15.0
+    drain_seconds: float = 30.0
+    host_port: int | None = None
+    app_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def short_id(self) -> str:
+        return self.run_id[:8]
+
+    def container_name(self, role: str) -> str:
+        return f"orch-{self.app_name}-{self.short_id}-{role}"
+
+    def labels(self, role: str) -> dict[str, str]:
+        return {
+            f"{LABEL}.run": self.run_id,
+            f"{LABEL}.role": role,
+            f"{LABEL}.app": self.app_name,
+            f"{LABEL}.team": self.team,
+            f"{LABEL}.env": self.env_name,
+            f"{LABEL}.machine-type": self.machine.name,
+            f"{LABEL}.owner-host": socket.gethostname(),
+            f"{LABEL}.owner-pid": str(os.getpid()),
+        }
+
+
+def sidecar_container(spec: RunSpec, api: Any) -> dict[str, Any]:
+    """Arguments of ``create_container`` for the sidecar."""
+    environment = {
+        "ORCH_SIDECAR_PORT": str(SIDECAR_PORT),
+        "ORCH_UPSTREAM": f"http://127.0.0.1:{APP_PORT}",
+        "ORCH_LIMIT_MAX_REQUESTS": str(spec.limit_max_requests),
+        "ORCH_MAX_CONCURRENCY": str(spec.max_concurrency),
+        "ORCH_MAX_QUEUE": str(spec.max_queue),
+        "ORCH_REQUEST_TIMEOUT": str(spec.request_timeout),
+        "ORCH_AUTH_MODE": spec.auth,
+        "ORCH_TEAM": spec.team,
+        "ORCH_KEYS_FILE": "/run/orchestrator/keys.json",
+        "ORCH_CONTROL_TOKEN": spec.control_token,
+        "ORCH_LEASE_SECONDS": str(spec.lease_seconds),
+        "ORCH_DRAIN_SECONDS": str(spec.drain_seconds),
+    }
+    host_config = api.create_host_config(
+        auto_remove=True,
+        port_bindings={f"{SIDECAR_PORT}/tcp": ("127.0.0.1", spec.host_port)},
+        binds={spec.keys_dir: {"bind": "/run/orchestrator", "mode": "ro"}},
+        mem_limit="128m",
+        init=True,
+    )
+    return {
+        "image": spec.sidecar_image,
+        "name": spec.container_name("sidecar"),
+        "environment": environment,
+        "labels": spec.labels("sidecar"),
+        "ports": [SIDECAR_PORT],
+        "host_config": host_config,
+    }
+
+
+def app_container(spec: RunSpec, api: Any, sidecar_id: str, *, mode: str = "serve") -> dict[str, Any]:
+    """Arguments of ``create_container`` for the app, sized by its machine type."""
+    environment = dict(spec.app_env)
+    environment.update({
+        "ORCH_MODE": mode,
+        "ORCH_APP_HOST": "127.0.0.1",
+        "ORCH_APP_PORT": str(APP_PORT),
+        "ORCH_CONTROL_TOKEN": spec.control_token,
+        "ORCH_DRAIN_SECONDS": str(spec.drain_seconds),
+        "ORCH_APP_ID": spec.app_name,
+        "ORCH_TEAM": spec.team,
+        "ORCH_ENV": spec.env_name,
+    })
+    host_config = api.create_host_config(
+        auto_remove=True,
+        network_mode=f"container:{sidecar_id}" if sidecar_id else None,
+        **resources(spec.machine),
+    )
+    return {
+        "image": spec.image,
+        "name": spec.container_name("app"),
+        "environment": environment,
+        "labels": spec.labels("app"),
+        "host_config": host_config,
+        "stop_signal": "SIGTERM",
+    }
+
+
+def resources(machine: MachineType) -> dict[str, Any]:
+    """Container limits for a machine type; GPU types ask for that many GPUs."""
+    limits: dict[str, Any] = {
+        "nano_cpus": int(machine.cpus * 1e9),
+        "mem_limit": machine.memory_bytes,
+    }
+    if machine.is_gpu:
+        limits["device_requests"] = [
+            docker.types.DeviceRequest(count=machine.gpus, capabilities=[["gpu"]])
+        ]
+    return limits
