@@ -1,8 +1,8 @@
 """Settings from flags, environment variables and ``pyproject.toml``.
 
-Precedence, most specific first: a command-line flag, the declaration itself,
-the app's table ``[tool.orchestrator.apps.NAME]``, an environment variable,
-the project table ``[tool.orchestrator]``, then the built-in default.
+Precedence, most specific first: a command-line flag, the app's table
+``[tool.orchestrator.apps.NAME]``, the declaration itself, an environment
+variable, the project table ``[tool.orchestrator]``, then the built-in default.
 """
 
 from __future__ import annotations
@@ -72,9 +72,17 @@ def load_project(start: Path) -> ProjectConfig:
         document = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise OptionError(f"{path}: invalid TOML: {error}") from error
-    table = document.get("tool", {}).get("orchestrator", {})
+    tool = document.get("tool", {})
+    table = tool.get("orchestrator", {}) if isinstance(tool, Mapping) else {}
+    if not isinstance(table, Mapping):
+        raise OptionError(f"{path}: [tool.orchestrator] must be a table, got {table!r}")
     check_option_names(table, PROJECT_KEYS, source=f"[tool.orchestrator] in {path}")
-    for name, app in table.get("apps", {}).items():
+    apps = table.get("apps", {})
+    if not isinstance(apps, Mapping):
+        raise OptionError(f"{path}: [tool.orchestrator.apps] must be a table of app tables, got {apps!r}")
+    for name, app in apps.items():
+        if not isinstance(app, Mapping):
+            raise OptionError(f"{path}: [tool.orchestrator.apps.{name}] must be a table, got {app!r}")
         check_option_names(app, APP_TABLE_KEYS, source=f"[tool.orchestrator.apps.{name}] in {path}")
     return ProjectConfig(path=path, table=table)
 
@@ -102,8 +110,8 @@ def base_image_setting(
     variable = "ORCH_CUDA_BASE_IMAGE" if gpu else "ORCH_BASE_IMAGE"
     default = DEFAULT_CUDA_BASE_IMAGE if gpu else DEFAULT_BASE_IMAGE
     return first(
-        Setting(declared, "the declaration's 'image' option") if declared else None,
         Setting(app_table["image"], "the app's 'image' in pyproject.toml") if "image" in app_table else None,
+        Setting(declared, "the declaration's 'image' option") if declared else None,
         from_env(variable),
         project.get(key),
         default=Setting(default, "the built-in default"),

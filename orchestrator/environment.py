@@ -19,6 +19,8 @@ from .errors import OptionError
 
 SPEC_VERSION = 1
 PACKAGE_DIR = Path(__file__).resolve().parent
+# TODO: ship images/ inside the package; today orchestrator must be installed
+# editable (pip install -e .) so that the templates are found here.
 IMAGES_DIR = PACKAGE_DIR.parent / "images"
 
 # The part of this package that is copied into every image: the declaration
@@ -47,7 +49,7 @@ class EnvironmentSpec:
     def canonical(self) -> str:
         document: dict[str, Any] = dataclasses.asdict(self)
         document["spec_version"] = SPEC_VERSION
-        document["system_packages"] = list(self.system_packages)
+        document["system_packages"] = sorted(self.system_packages)
         document["env"] = dict(sorted(self.env.items()))
         return json.dumps(document, sort_keys=True, separators=(",", ":"))
 

@@ -38,7 +38,7 @@ def revoke(key_id: str) -> bool:
 
 
 def records_for_run(team: str) -> list[keys.KeyRecord]:
-    """The stored keys plus the key in ``ORCH_KEY``, which counts as one of ``team``."""
+    """Return the stored keys plus the key in ``ORCH_KEY``, counted as a key of ``team``."""
     records = load()
     presented = os.environ.get("ORCH_KEY")
     if presented:

@@ -141,7 +141,9 @@ class _work_folder:
         folder = Path(self._temporary.name)
         if self.previous is not None and self.previous.is_file():
             lines = self.previous.read_text().splitlines(keepends=True)
-            (folder / "requirements.lock").write_text("".join(lines[1:]))
+            if lines and lines[0].startswith(INPUTS_PREFIX):
+                lines = lines[1:]
+            (folder / "requirements.lock").write_text("".join(lines))
         return folder
 
     def __exit__(self, *exc: object) -> None:
@@ -151,7 +153,8 @@ class _work_folder:
 def _resolution_failure(requirements: Sequence[str], stderr: str) -> str:
     reason = " ".join(line.strip() for line in stderr.splitlines() if line.strip())
     reason = re.sub(r"^error:\s*", "", reason).rstrip(".")
-    named = [req for req in requirements if normalize_name(re.split(r"[\s<>=!~;\[]", req)[0]) in normalize_name(reason)]
+    mentioned = {normalize_name(word) for word in re.findall(r"[A-Za-z0-9](?:[A-Za-z0-9._\-]*[A-Za-z0-9])?", reason)}
+    named = [req for req in requirements if normalize_name(re.split(r"[\s<>=!~;\[]", req)[0]) in mentioned]
     subject = f" ({', '.join(named)})" if named else ""
     return (
         f"cannot resolve requirements{subject}: {reason}. "

@@ -48,27 +48,35 @@ def parse_size(value: Any, where: str) -> int:
 
 def load_catalogue(path: Path = DEFAULT_CATALOGUE) -> dict[str, MachineType]:
     """Read a machine-type catalogue from YAML."""
-    with path.open() as file:
-        document = yaml.safe_load(file) or {}
-    entries = document.get("machine_types")
+    try:
+        with path.open() as file:
+            document = yaml.safe_load(file) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise OptionError(f"cannot read machine-type catalogue {path}: {error}") from error
+    entries = document.get("machine_types") if isinstance(document, Mapping) else None
     if not isinstance(entries, Mapping) or not entries:
         raise OptionError(f"{path}: expected a non-empty 'machine_types' mapping")
     return {name: _machine_type(name, spec, path) for name, spec in entries.items()}
 
 
-def _machine_type(name: str, spec: Mapping[str, Any], path: Path) -> MachineType:
+def _machine_type(name: str, spec: Any, path: Path) -> MachineType:
     where = f"{path}: machine type {name}"
-    cpus = float(spec.get("cpus", 0))
-    if cpus <= 0:
-        raise OptionError(f"{where}: cpus must be positive, got {spec.get('cpus')!r}")
-    gpus = int(spec.get("gpus", 0))
-    if gpus < 0:
-        raise OptionError(f"{where}: gpus must not be negative, got {gpus}")
+    if not isinstance(spec, Mapping):
+        raise OptionError(f"{where}: expected a mapping with cpus and memory, got {spec!r}")
+    cpus = spec.get("cpus", 0)
+    if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0:
+        raise OptionError(f"{where}: cpus must be a positive number, got {cpus!r}")
+    gpus = spec.get("gpus", 0)
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
+        raise OptionError(f"{where}: gpus must be zero or a positive integer, got {gpus!r}")
+    memory = parse_size(spec.get("memory"), where)
+    if memory <= 0:
+        raise OptionError(f"{where}: memory must be positive, got {spec.get('memory')!r}")
     gpu_memory = spec.get("gpu_memory")
     return MachineType(
         name=name,
-        cpus=cpus,
-        memory_bytes=parse_size(spec.get("memory"), where),
+        cpus=float(cpus),
+        memory_bytes=memory,
         gpus=gpus,
         gpu_model=spec.get("gpu_model"),
         gpu_memory_bytes=parse_size(gpu_memory, where) if gpu_memory is not None else None,
@@ -81,7 +89,7 @@ def resolve(names: Sequence[str], catalogue: Mapping[str, MachineType]) -> list[
     for name in names:
         if name not in catalogue:
             suggestion = closest_match(name, catalogue)
-            hint = f"; did you mean '{suggestion}'?" if suggestion else ""
+            hint = f"; did you mean '{suggestion}'?" if suggestion else "."
             raise OptionError(
                 f"unknown machine type '{name}'{hint} Available: {', '.join(catalogue)}"
             )

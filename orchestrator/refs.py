@@ -43,7 +43,7 @@ class Declaration:
 
     @property
     def serves(self) -> bool:
-        """Whether the declaration answers HTTP requests (an app, or ``serve=True``)."""
+        """Whether the declaration serves HTTP requests (an app, or ``serve=True``)."""
         return self.is_app or bool(self.target.serve)  # type: ignore[union-attr]
 
     @property
@@ -97,8 +97,9 @@ def _from_file(
     declarations = find_declarations(module)
     if name is not None and name not in declarations and hasattr(module, name):
         kind = type(getattr(module, name)).__name__
+        article = "an" if kind[0].lower() in "aeiou" else "a"
         raise InvalidReference(
-            f"{path}::{name} is a {kind}, not an orchestrator.App subclass or an "
+            f"{path}::{name} is {article} {kind}, not an orchestrator.App subclass or an "
             f"@orchestrator.function; reference one of: {', '.join(declarations) or 'none declared'}"
         )
     name = _choose_name(path, name, declarations)
@@ -119,6 +120,11 @@ def _choose_name(path: Path, name: str | None, declarations: dict[str, Any]) -> 
     if name is None:
         if len(declarations) == 1:
             return next(iter(declarations))
+        if not declarations:
+            raise InvalidReference(
+                f"{path} declares no apps or functions; subclass orchestrator.App or "
+                f"decorate a function with @orchestrator.function"
+            )
         found = ", ".join(declarations) or "none"
         raise InvalidReference(
             f"{path} declares {len(declarations)} apps or functions ({found}); "
@@ -131,7 +137,7 @@ def _choose_name(path: Path, name: str | None, declarations: dict[str, Any]) -> 
 
 def _missing_name_message(path: Path, name: str, declarations: dict[str, Any]) -> str:
     suggestion = closest_match(name, declarations)
-    hint = f"; did you mean '{suggestion}'?" if suggestion else ""
+    hint = f"; did you mean '{suggestion}'?" if suggestion else "."
     found = ", ".join(declarations) or "none"
     return f"{path} has no app or function named '{name}'{hint} Declared: {found}"
 
@@ -155,7 +161,8 @@ def find_declarations(module: ModuleType) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for name, value in vars(module).items():
         if isinstance(value, Function):
-            found[name] = value
+            if getattr(value.func, "__module__", None) == module.__name__:
+                found[name] = value
         elif inspect.isclass(value) and issubclass(value, App) and value is not App:
             if value.__module__ == module.__name__:
                 found[name] = value
@@ -172,10 +179,14 @@ def import_file(path: Path) -> ModuleType:
     module_name = f"orchestrator_user_{uuid.uuid4().hex[:8]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    # Registered before it runs, as a normal import would be: dataclasses and
+    # pydantic look their module up in sys.modules while the file executes.
+    sys.modules[module_name] = module
     sys.path.insert(0, str(path.parent))
     try:
         spec.loader.exec_module(module)  # type: ignore[union-attr]
     except SyntaxError as error:
+        sys.modules.pop(module_name, None)
         raise InvalidReference(
             f"syntax error in {error.filename}, line {error.lineno}: {error.msg}"
         ) from error

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -19,6 +21,7 @@ DEFAULT_PYTHON_VERSION = "3.11"
 DEFAULT_MACHINE_TYPE = "S"
 
 ENDPOINT_ATTRIBUTE = "__orchestrator_endpoint__"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +76,7 @@ def check_option_names(values: Mapping[str, Any], allowed: Sequence[str], *, sou
         if name in allowed:
             continue
         suggestion = closest_match(name, allowed)
-        hint = f"; did you mean '{suggestion}'?" if suggestion else ""
+        hint = f"; did you mean '{suggestion}'?" if suggestion else "."
         raise OptionError(
             f"{source}: unknown option '{name}'{hint} Valid options: {', '.join(allowed)}."
         )
@@ -90,6 +93,8 @@ def _string_list(value: Any, where: str) -> tuple[str, ...]:
 
 
 def _python_version(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise OptionError(f"{where} must be a string such as '3.11', got {value!r}")
     if value not in SUPPORTED_PYTHON_VERSIONS:
         raise OptionError(
             f"{where}: unsupported Python version {value!r}; "
@@ -109,10 +114,12 @@ def _env(value: Any, where: str) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise OptionError(f"{where} must be a mapping of names to strings, got {value!r}")
     for key, item in value.items():
-        if not isinstance(key, str) or not key or "=" in key:
-            raise OptionError(f"{where}: invalid variable name {key!r}")
+        if not isinstance(key, str) or not _ENV_NAME.fullmatch(key):
+            raise OptionError(f"{where}: invalid variable name {key!r}; use letters, digits and '_', not starting with a digit")
         if not isinstance(item, str):
             raise OptionError(f"{where}: value of {key} must be a string, got {item!r}")
+        if any(ord(character) < 32 for character in item):
+            raise OptionError(f"{where}: value of {key} contains a control character such as a newline; images cannot carry it")
     return dict(value)
 
 
@@ -135,7 +142,7 @@ def _non_negative_int(value: Any, where: str) -> int:
 
 
 def _positive_seconds(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise OptionError(f"{where} must be a positive number of seconds, got {value!r}")
     return float(value)
 

@@ -146,6 +146,8 @@ class ImageBuilder:
         if not options.no_cache and self.engine.image(env_tag) is not None:
             logger.info("environment image %s found", env_tag)
             return False
+        # TODO: look the environment image up in the configured registry
+        # (ORCH_REGISTRY) and pull it before building, once runs push there.
 
         labels = {f"{LABEL}.kind": "environment", f"{LABEL}.env-key": spec.key, f"{LABEL}.spec": spec.canonical()}
         build_args = {"BASE_IMAGE": spec.base_image, "SYSTEM_PACKAGES": " ".join(spec.system_packages)}

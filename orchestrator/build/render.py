@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
 from ..environment import IMAGES_DIR, EnvironmentSpec, in_image_sources, template_path
 from ..errors import OptionError
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # BuildKit keeps package downloads in cache mounts across builds; the classic
 # builder has no such mounts, so there uv must not leave its cache in a layer.
@@ -43,11 +45,17 @@ def env_lines(env: Mapping[str, str]) -> str:
     """Render user variables as continuation lines of an ``ENV`` instruction."""
     lines = []
     for name, value in sorted(env.items()):
-        if not name.replace("_", "a").isalnum() or name[0].isdigit():
+        if not _ENV_NAME.fullmatch(name):
             raise OptionError(f"invalid environment variable name {name!r}: use letters, digits and '_'")
-        quoted = json.dumps(value).replace("$", "\\$")
+        quoted = quote(value)
         lines.append(f" \\\n    {name}={quoted}")
     return "".join(lines)
+
+
+def quote(value: str) -> str:
+    """Quote a value for a Dockerfile ``ENV``: inside double quotes only ``\\``, ``"`` and ``$`` are special."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
 
 
 def environment_dockerfile(spec: EnvironmentSpec, *, buildkit: bool) -> str:
@@ -69,7 +77,7 @@ def write_environment_context(folder: Path, spec: EnvironmentSpec, lock_text: st
 
 def write_app_context(folder: Path, app_file: str, name: str, code_files: list[tuple[str, Path]]) -> None:
     """Lay out the user's code for images/app/Dockerfile."""
-    values = {"app_file": app_file, "app_name": name}
+    values = {"app_file": quote(f"/app/{app_file}"), "app_name": quote(name)}
     (folder / "Dockerfile").write_text(render(template_path("app").read_text(), values))
     for relative, source in code_files:
         target = folder / "code" / relative

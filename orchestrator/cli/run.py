@@ -108,6 +108,8 @@ def _serve(engine: Engine, spec: RunSpec, declaration: refs.Declaration, *, star
 
 
 def _machine(declaration: refs.Declaration, override: str | None) -> MachineType:
+    # NOTE: a local run takes the first machine type of a fallback list. The
+    # later entries matter to the runner, which picks one that a node offers.
     names = (override,) if override else declaration.options.machine_type
     return resolve(names, load_catalogue())[0]
 
@@ -137,12 +139,14 @@ def _fit_to_engine(machine: MachineType, engine: Engine) -> MachineType:
 
 def _run_keys_dir(team: str) -> str:
     """Write the keys the sidecar accepts into a folder it mounts read-only."""
+    # TODO: refresh this copy when the key store changes, so keys created or
+    # revoked during a run apply at once; the sidecar already re-reads it.
     runs = cache_dir() / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="run-", dir=runs))
     folder.chmod(0o755)
     keys.save_key_file(folder / "keys.json", keystore.records_for_run(team))
-    # The sidecar runs as an unprivileged user; the file holds hashes only.
+    # The sidecar runs as an unprivileged user; the file contains hashes only.
     (folder / "keys.json").chmod(0o644)
     return str(folder)
 

@@ -30,7 +30,7 @@ SUMMARY_PREFIX = "summary "
 
 @dataclasses.dataclass
 class Summary:
-    """What the sidecar reported when it stopped."""
+    """Counts from the summary line the sidecar logs when it stops."""
 
     served: int = 0
     rejected: int = 0
@@ -123,7 +123,7 @@ class LocalRun:
         self.app.start_logs()
 
     def wait_ready(self, timeout: float) -> None:
-        """Block until the app answers ready through the sidecar."""
+        """Block until the app reports ready through the sidecar."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.app.exited.is_set():
