@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -64,7 +65,7 @@ def _machine_type(name: str, spec: Any, path: Path) -> MachineType:
     if not isinstance(spec, Mapping):
         raise OptionError(f"{where}: expected a mapping with cpus and memory, got {spec!r}")
     cpus = spec.get("cpus", 0)
-    if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0:
+    if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or not math.isfinite(cpus) or cpus <= 0:
         raise OptionError(f"{where}: cpus must be a positive number, got {cpus!r}")
     gpus = spec.get("gpus", 0)
     if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:

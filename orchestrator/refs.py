@@ -96,13 +96,9 @@ def _from_file(
     module = import_file(path)
     declarations = find_declarations(module)
     if name is not None and name not in declarations and hasattr(module, name):
-        kind = type(getattr(module, name)).__name__
-        article = "an" if kind[0].lower() in "aeiou" else "a"
-        raise InvalidReference(
-            f"{path}::{name} is {article} {kind}, not an orchestrator.App subclass or an "
-            f"@orchestrator.function; reference one of: {', '.join(declarations) or 'none declared'}"
-        )
+        _reject_non_declaration(path, name, getattr(module, name), declarations)
     name = _choose_name(path, name, declarations)
+
     target = declarations[name]
     options = _merge_options(target, app_table, path, name)
     return Declaration(
@@ -113,6 +109,21 @@ def _from_file(
         app_name=app_name or default_app_name(name),
         project=project,
         app_table=app_table,
+    )
+
+
+def _reject_non_declaration(path: Path, name: str, value: Any, declarations: dict[str, Any]) -> None:
+    declared_in = getattr(getattr(value, "func", value), "__module__", None)
+    if isinstance(value, Function) or (inspect.isclass(value) and issubclass(value, App)):
+        raise InvalidReference(
+            f"{path}::{name} is imported from module '{declared_in}'; reference the file "
+            f"that declares it"
+        )
+    kind = type(value).__name__
+    article = "an" if kind[0].lower() in "aeiou" else "a"
+    raise InvalidReference(
+        f"{path}::{name} is {article} {kind}, not an orchestrator.App subclass or an "
+        f"@orchestrator.function; reference one of: {', '.join(declarations) or 'none declared'}"
     )
 
 
