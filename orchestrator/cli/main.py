@@ -12,7 +12,9 @@ from ..errors import OrchestratorError
 from .build import build_command, lock_command
 from .images import images_group
 from .keys import keys_group
+from .login import login_command
 from .run import run_command
+from .runner import runner_group
 
 
 class Orch(click.Group):
@@ -47,6 +49,8 @@ cli.add_command(lock_command)
 cli.add_command(images_group)
 cli.add_command(keys_group)
 cli.add_command(run_command)
+cli.add_command(login_command)
+cli.add_command(runner_group)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import signal
@@ -18,7 +19,10 @@ from ..build.image import BuildOptions, ImageBuilder
 from ..build.sidecar_image import ensure_sidecar_image
 from ..config import cache_dir
 from ..engine import Engine
-from ..errors import UsageError
+from ..errors import RunError, UsageError
+from ..registry import push
+from ..remote import RemoteRun
+from ..runner.client import RunnerClient, RunnerSettings, load_settings
 from ..local.banner import banner
 from ..local.call import call_once
 from ..local.session import LocalRun
@@ -44,8 +48,7 @@ def run_command(reference, local, no_cache, machine_type, limit_max_requests, au
     """Build (or reuse) the image of REF and serve it behind the sidecar."""
     if limit_max_requests < 0:
         raise UsageError(f"invalid --limit-max-requests {limit_max_requests}: use 0 (no limit) or a positive count")
-    if not local:
-        raise UsageError("remote runs are not available yet; add --local to run on this machine's Docker engine")
+    settings = None if local else load_settings()
 
     declaration = refs.resolve(reference)
     machine = _machine(declaration, machine_type)
@@ -56,15 +59,15 @@ def run_command(reference, local, no_cache, machine_type, limit_max_requests, au
     spec = RunSpec(
         run_id=uuid.uuid4().hex,
         image=image.reference,
-        sidecar_image=ensure_sidecar_image(engine) if declaration.serves else "",
+        sidecar_image=ensure_sidecar_image(engine) if declaration.serves and local else "",
         app_name=app_name or declaration.app_name,
         declaration_name=declaration.name,
-        machine=_fit_to_engine(machine, engine),
+        machine=_fit_to_engine(machine, engine) if local else machine,
         team=team,
         env_name=env_name,
         auth=auth_mode or "public",
         control_token=secrets.token_urlsafe(24),
-        keys_dir=_run_keys_dir(team),
+        keys_dir=_run_keys_dir(team) if local else "",
         limit_max_requests=limit_max_requests,
         max_concurrency=declaration.options.max_concurrency,
         max_queue=declaration.options.max_queue,
@@ -73,9 +76,54 @@ def run_command(reference, local, no_cache, machine_type, limit_max_requests, au
         host_port=port,
         app_env=dict(declaration.options.env),
     )
+    if settings is not None:
+        if not declaration.serves:
+            raise UsageError(f"{declaration.name} is a function without serve=True; run it with --local")
+        machine_names = [machine_type] if machine_type else list(declaration.options.machine_type)
+        sys.exit(_serve_remote(engine, spec, declaration, settings, machine_names))
     if not declaration.serves:
         sys.exit(call_once(engine, spec))
     sys.exit(_serve(engine, spec, declaration, startup_timeout=declaration.options.startup_timeout))
+
+
+def _serve_remote(engine: Engine, spec: RunSpec, declaration: refs.Declaration,
+                  settings: RunnerSettings, machine_names: list[str]) -> int:
+    pushed = push(engine, spec.image, settings.registry)
+    click.echo(f"pushed {pushed.pinned} ({pushed.uploaded_layers} layer(s) uploaded, "
+               f"{pushed.existing_layers} already in the registry)", err=True)
+    endpoints = sorted(declaration.target.endpoints()) if declaration.is_app else ["/"]
+    request = {
+        "app_name": spec.app_name, "team": spec.team, "env": spec.env_name, "image": pushed.pinned,
+        "machine_type": machine_names, "auth": spec.auth, "limit_max_requests": spec.limit_max_requests,
+        "max_concurrency": spec.max_concurrency, "max_queue": spec.max_queue,
+        "request_timeout": spec.request_timeout, "startup_timeout": declaration.options.startup_timeout,
+        "endpoints": endpoints, "app_env": dict(spec.app_env), "lease_seconds": spec.lease_seconds,
+    }
+    run = RemoteRun(RunnerClient(settings), request, print_line=click.echo,
+                    print_status=lambda line: click.echo(line, err=True))
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    started = time.monotonic()
+    try:
+        run.start()
+        ready = run.wait_ready(declaration.options.startup_timeout)
+        remote_spec = dataclasses.replace(spec, run_id=ready["id"], machine=load_catalogue()[ready["machine_type"]])
+        click.echo(banner(remote_spec, ready["url"], endpoints, where=f"on the runner (node {ready.get('node') or '?'})"), err=True)
+        run.follow_logs()
+        final = run.wait_until_stopped()
+    except KeyboardInterrupt:
+        click.echo("Stopping: deleting the run (it drains and runs teardown)…", err=True)
+        final = run.stop()
+    except BaseException:
+        run.stop()
+        raise
+    if final.get("state") == "failed":
+        raise RunError(f"run {final['id'][:8]} failed: {final.get('message', '')}")
+    click.echo(
+        f"{spec.app_name} stopped ({final.get('stop_reason') or 'stopped'}): served {final.get('served', 0)} "
+        f"request(s), rejected {final.get('rejected', 0)}, ran {time.monotonic() - started:.1f}s",
+        err=True,
+    )
+    return 0
 
 
 def _serve(engine: Engine, spec: RunSpec, declaration: refs.Declaration, *, startup_timeout: float) -> int:
@@ -133,8 +181,7 @@ def _fit_to_engine(machine: MachineType, engine: Engine) -> MachineType:
         f"{available}, so the app gets {available}",
         err=True,
     )
-    from dataclasses import replace
-    return replace(machine, cpus=float(available))
+    return dataclasses.replace(machine, cpus=float(available))
 
 
 def _run_keys_dir(team: str) -> str:

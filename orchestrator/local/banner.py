@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from .spec import RunSpec
 
 
-def banner(spec: RunSpec, url: str, endpoints: Sequence[str]) -> str:
+def banner(spec: RunSpec, url: str, endpoints: Sequence[str], where: str = "on the local engine") -> str:
     lines = [
-        f"{spec.app_name} is ready on the local engine "
+        f"{spec.app_name} is ready {where} "
         f"(machine type {spec.machine.name}, team {spec.team}, env {spec.env_name}, run {spec.short_id})",
     ]
     for path in endpoints:

@@ -46,6 +46,7 @@ class RunSpec:
     drain_seconds: float = 30.0
     host_port: int | None = None
     app_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    extra_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def short_id(self) -> str:
@@ -55,7 +56,7 @@ class RunSpec:
         return f"orch-{self.app_name}-{self.short_id}-{role}"
 
     def labels(self, role: str) -> dict[str, str]:
-        return {
+        return dict(self.extra_labels) | {
             f"{LABEL}.run": self.run_id,
             f"{LABEL}.role": role,
             f"{LABEL}.app": self.app_name,
@@ -67,8 +68,14 @@ class RunSpec:
         }
 
 
-def sidecar_container(spec: RunSpec, api: Any) -> dict[str, Any]:
-    """Arguments of ``create_container`` for the sidecar."""
+def sidecar_container(spec: RunSpec, api: Any, *, network: str | None = None,
+                      auto_remove: bool = True) -> dict[str, Any]:
+    """Arguments of ``create_container`` for the sidecar.
+
+    Without ``network`` the sidecar publishes its port on 127.0.0.1 (a local
+    run); with one it joins that network and publishes nothing (the runner
+    reaches it by container name).
+    """
     environment = {
         "ORCH_SIDECAR_PORT": str(SIDECAR_PORT),
         "ORCH_UPSTREAM": f"http://127.0.0.1:{APP_PORT}",
@@ -83,14 +90,16 @@ def sidecar_container(spec: RunSpec, api: Any) -> dict[str, Any]:
         "ORCH_LEASE_SECONDS": str(spec.lease_seconds),
         "ORCH_DRAIN_SECONDS": str(spec.drain_seconds),
     }
+    publish = {} if network else {"port_bindings": {f"{SIDECAR_PORT}/tcp": ("127.0.0.1", spec.host_port)}}
     host_config = api.create_host_config(
-        auto_remove=True,
-        port_bindings={f"{SIDECAR_PORT}/tcp": ("127.0.0.1", spec.host_port)},
+        auto_remove=auto_remove,
         binds={spec.keys_dir: {"bind": "/run/orchestrator", "mode": "ro"}},
         mem_limit="128m",
         init=True,
+        network_mode=network,
+        **publish,
     )
-    return {
+    arguments = {
         "image": spec.sidecar_image,
         "name": spec.container_name("sidecar"),
         "environment": environment,
@@ -98,9 +107,15 @@ def sidecar_container(spec: RunSpec, api: Any) -> dict[str, Any]:
         "ports": [SIDECAR_PORT],
         "host_config": host_config,
     }
+    if network:
+        arguments["networking_config"] = api.create_networking_config(
+            {network: api.create_endpoint_config(aliases=[spec.container_name("sidecar")])}
+        )
+    return arguments
 
 
-def app_container(spec: RunSpec, api: Any, sidecar_id: str, *, mode: str = "serve") -> dict[str, Any]:
+def app_container(spec: RunSpec, api: Any, sidecar_id: str, *, mode: str = "serve",
+                  auto_remove: bool = True) -> dict[str, Any]:
     """Arguments of ``create_container`` for the app, sized by its machine type."""
     environment = dict(spec.app_env)
     environment.update({
@@ -114,7 +129,7 @@ def app_container(spec: RunSpec, api: Any, sidecar_id: str, *, mode: str = "serv
         "ORCH_ENV": spec.env_name,
     })
     host_config = api.create_host_config(
-        auto_remove=True,
+        auto_remove=auto_remove,
         network_mode=f"container:{sidecar_id}" if sidecar_id else None,
         **resources(spec.machine),
     )

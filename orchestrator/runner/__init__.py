@@ -1,0 +1,1 @@
+"""The self-hosted runner: an HTTP API that starts runs through a backend."""

@@ -1,0 +1,1 @@
+"""Backends start a run's containers: on the local engine, or on Docker Swarm."""
