@@ -19,6 +19,9 @@ logger = logging.getLogger(__name__)
 
 FINAL_STATES = ("completed", "failed")
 POLL_SECONDS = 0.5
+# How long the CLI keeps polling a runner that cannot be reached (a restart,
+# say) before it gives up; the run itself keeps serving meanwhile.
+UNREACHABLE_GRACE_SECONDS = 120.0
 
 
 class RemoteRun:
@@ -47,7 +50,7 @@ class RemoteRun:
         deadline = time.monotonic() + timeout
         shown = ""
         while True:
-            self.run = self.client.get_run(self.run_id)
+            self.run = self._poll()
             state = self.run["state"]
             if state == "ready":
                 return self.run
@@ -68,7 +71,7 @@ class RemoteRun:
     def wait_until_stopped(self) -> dict[str, Any]:
         while self.run["state"] not in FINAL_STATES:
             time.sleep(POLL_SECONDS)
-            self.run = self.client.get_run(self.run_id)
+            self.run = self._poll()
         self._stop_heartbeats.set()
         return self.run
 
@@ -85,8 +88,22 @@ class RemoteRun:
         deadline = time.monotonic() + timeout
         while self.run["state"] not in FINAL_STATES and time.monotonic() < deadline:
             time.sleep(POLL_SECONDS)
-            self.run = self.client.get_run(self.run_id)
+            self.run = self._poll()
         return self.run
+
+    def _poll(self) -> dict[str, Any]:
+        """Fetch the run, waiting out a runner that is briefly unreachable."""
+        deadline = time.monotonic() + UNREACHABLE_GRACE_SECONDS
+        delay = POLL_SECONDS
+        while True:
+            try:
+                return self.client.get_run(self.run_id)
+            except RunnerError as error:
+                if error.status is not None or time.monotonic() > deadline:
+                    raise
+                logger.warning("runner unreachable (%s); retrying in %.1fs", error.message, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _heartbeats(self) -> None:
         interval = max(float(self.run.get("lease_seconds", 30)) / 3, 0.5)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what orchestrator needs on a Debian machine and start it:
-# the Docker engine (when missing), a virtual environment with the project,
-# and a Python base image.
+# the Docker engine and Compose (when missing), a virtual environment with
+# the project, a Python base image and a registry image.
 #
 # Base image: orchestrator's default for CPU apps is python:<version>-slim.
 # When this machine cannot pull it (no Docker Hub access), the script builds a
@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 log() { echo "[setup] $*" >&2; }
 
 install_docker() {
-    if command -v dockerd >/dev/null && command -v debootstrap >/dev/null; then
+    if command -v dockerd >/dev/null && command -v debootstrap >/dev/null \
+        && command -v docker-compose >/dev/null && [ -x /usr/bin/docker-registry ]; then
         return
     fi
     log "installing the Docker engine, registry, Compose and debootstrap from Debian"
@@ -59,8 +60,16 @@ ensure_base_image() {
     docker tag orchestrator-local/python:3.11 python:3.11-slim
 }
 
+ensure_registry_image() {
+    [ "${ORCH_SKIP_BASE:-0}" = 1 ] && return
+    # The runner stack's registry; a stand-in from Debian's package when
+    # registry:2 cannot be pulled (use it with ORCH_REGISTRY_IMAGE).
+    scripts/build-local-registry-image.sh orchestrator-local/registry:2
+}
+
 install_docker
 start_docker
 install_project
 ensure_base_image
+ensure_registry_image
 log "ready: .venv/bin/orch --help"

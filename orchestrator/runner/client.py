@@ -28,7 +28,7 @@ class RunnerError(OrchestratorError):
 
 @dataclasses.dataclass(frozen=True)
 class RunnerSettings:
-    """Where the runner and its registry are, and the key to use."""
+    """Runner URL, registry address and the key to use."""
 
     url: str
     key: str
@@ -86,7 +86,7 @@ class RunnerClient:
                 f"with 'docker-compose up -d' or check 'orch login'"
             ) from error
         if response.status_code >= 400:
-            raise RunnerError(f"the runner answered {response.status_code} to {method} {path}: "
+            raise RunnerError(f"the runner returned {response.status_code} to {method} {path}: "
                               f"{_error_text(response)}", response.status_code)
         return response
 
@@ -110,7 +110,7 @@ class RunnerClient:
         return self._call("POST", "/v1/keys", json={"team": team, "name": name}).json()
 
     def list_keys(self, team: str | None) -> list[dict[str, Any]]:
-        return self._call("GET", "/v1/keys", params={"team": team} if team else None).json()
+        return self._call("GET", "/v1/keys", params={"team": team} if team else None).json()["keys"]
 
     def revoke_key(self, key_id: str) -> None:
         self._call("DELETE", f"/v1/keys/{key_id}")

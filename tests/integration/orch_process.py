@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 ORCH = str(Path(sys.executable).with_name("orch"))
-READY_LINE = re.compile(r"Docs:\s+(http://127\.0\.0\.1:\d+)/docs")
+READY_LINE = re.compile(r"Docs:\s+(http://127\.0\.0\.1:\d+\S*)/docs")
 
 
 class OrchProcess:

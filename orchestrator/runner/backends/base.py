@@ -17,7 +17,7 @@ from ..models import Run
 
 @dataclasses.dataclass(frozen=True)
 class Placement:
-    """Where a started run lives: its sidecar's address and its node."""
+    """Location of a started run: its sidecar's address and its node."""
 
     upstream: str
     node: str
@@ -25,7 +25,7 @@ class Placement:
 
 @dataclasses.dataclass(frozen=True)
 class Observation:
-    """What a backend sees of a run's containers right now."""
+    """State of a run's containers as the backend observed it."""
 
     sidecar_running: bool
     app_running: bool
@@ -41,7 +41,7 @@ class Backend(Protocol):
     name: str
 
     def offers(self, machine: MachineType) -> bool:
-        """Whether some node can run this machine type now."""
+        """Return whether some node can run this machine type now."""
 
     def start(self, run: Run, machine: MachineType) -> Placement:
         """Create and start the run's sidecar and app; raise NoCapacity if none fits."""

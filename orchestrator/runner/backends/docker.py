@@ -66,7 +66,7 @@ class DockerBackend:
 
     def start(self, run: Run, machine: MachineType) -> Placement:
         if not self.offers(machine):
-            raise NoCapacity(f"this engine does not offer machine type {machine.name}")
+            raise NoCapacity(f"no node offers machine type {machine.name}; waiting for capacity")
         self._pull(run.image)
         spec = self._spec(run, machine)
         sidecar_id = self.containers.create(
@@ -79,7 +79,11 @@ class DockerBackend:
         try:
             self.containers.start(app_id)
         except GpuUnavailable as error:
-            raise NoCapacity(f"GPUs unavailable for {machine.name}: {error.message}") from error
+            self.remove(run)
+            raise NoCapacity(
+                f"no node offers machine type {machine.name} (GPUs unavailable: {error.message}); "
+                f"waiting for capacity"
+            ) from error
         logger.info("started run %s on %s (sidecar %s)", run.id, self.node, sidecar_id[:12])
         return Placement(upstream=f"http://{spec.container_name('sidecar')}:{SIDECAR_PORT}", node=self.node)
 
