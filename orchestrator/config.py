@@ -118,6 +118,11 @@ def base_image_setting(
     )
 
 
+def registry_setting(project: ProjectConfig) -> Setting | None:
+    """The registry that images are looked up in and pushed to, if any is configured."""
+    return first(from_env("ORCH_REGISTRY"), project.get("registry"), default=Setting(None, "none"))
+
+
 def cache_dir() -> Path:
     """Folder for build logs and local state, ``$ORCH_HOME`` or the XDG default."""
     explicit = os.environ.get("ORCH_HOME")

@@ -84,11 +84,10 @@ def template_path(kind: str) -> Path:
 
 
 def runtime_digest(kind: str) -> str:
-    """Digest of the runtime, the templates and the tool lock that shape an image."""
+    """Digest of the runtime and the template that shape an image."""
     digest = hashlib.sha256()
     files = [(name, path) for name, path in in_image_sources()]
-    files += [(f"images/{kind}/Dockerfile", template_path(kind)),
-              ("images/tools.lock", IMAGES_DIR / "tools.lock")]
+    files += [(f"images/{kind}/Dockerfile", template_path(kind))]
     for name, path in files:
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()

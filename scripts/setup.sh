@@ -60,6 +60,18 @@ ensure_base_image() {
     docker tag orchestrator-local/python:3.11 python:3.11-slim
 }
 
+ensure_uv_image() {
+    [ "${ORCH_SKIP_BASE:-0}" = 1 ] && return
+    # The templates copy uv from ghcr.io/astral-sh/uv; where it cannot be
+    # pulled, the stand-in made from the virtual environment's uv takes its tag.
+    local tag="ghcr.io/astral-sh/uv:0.13.9"
+    if docker image inspect "$tag" >/dev/null 2>&1 || docker pull "$tag" >/dev/null 2>&1; then
+        return
+    fi
+    log "$tag cannot be pulled here; tagging the local uv stand-in as $tag"
+    docker tag orchestrator-local/uv:latest "$tag"
+}
+
 ensure_registry_image() {
     [ "${ORCH_SKIP_BASE:-0}" = 1 ] && return
     # The runner stack's registry; a stand-in from Debian's package when
@@ -71,5 +83,6 @@ install_docker
 start_docker
 install_project
 ensure_base_image
+ensure_uv_image
 ensure_registry_image
 log "ready: .venv/bin/orch --help"

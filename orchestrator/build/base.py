@@ -12,7 +12,14 @@ from ..errors import EngineError, OptionError
 logger = logging.getLogger(__name__)
 
 
-def ensure_base(engine: Engine, setting: Setting, *, pull: bool) -> tuple[str, dict]:
+BASE_IMAGE_FIX = (
+    "set the base image to one you have (the 'image' option, ORCH_BASE_IMAGE, or "
+    "base_image in [tool.orchestrator])"
+)
+
+
+def ensure_base(engine: Engine, setting: Setting, *, pull: bool, what: str = "base image",
+                fix: str = BASE_IMAGE_FIX) -> tuple[str, dict]:
     """Return the reference a build should use for the base, and its inspect data.
 
     The reference is pinned as ``name@sha256:…`` when the image came from a
@@ -30,10 +37,8 @@ def ensure_base(engine: Engine, setting: Setting, *, pull: bool) -> tuple[str, d
         except EngineError as error:
             if local is None:
                 raise EngineError(
-                    f"base image {reference} (from {setting.source}) is not on this machine "
-                    f"and cannot be pulled: {error.message}. Pull or build it, or set the "
-                    f"base image to one you have (the 'image' option, ORCH_BASE_IMAGE, "
-                    f"or base_image in [tool.orchestrator])."
+                    f"{what} {reference} (from {setting.source}) is not on this machine "
+                    f"and cannot be pulled: {error.message}. Pull or build it, or {fix}."
                 ) from error
             logger.warning("could not pull %s (%s); using the local copy", reference, error.message)
     return pinned_reference(reference, local), local

@@ -9,6 +9,7 @@ carry the built-in BuildKit client.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -190,6 +191,30 @@ def _buildkit_command(client: str) -> list[str] | None:
     return None
 
 
+def _cached_buildkit_command() -> list[str] | None:
+    """Find a BuildKit-capable docker CLI, remembering the answer per set of CLIs.
+
+    Asking each CLI for its version takes about 0.2 s, so the result is kept
+    in ``$ORCH_HOME/builder.json`` until a docker CLI on PATH changes.
+    """
+    clients = list(docker_clients())
+    fingerprint = [[client, os.stat(client).st_mtime_ns, os.stat(client).st_size] for client in clients]
+    cache = cache_dir() / "builder.json"
+    try:
+        cached = json.loads(cache.read_text())
+        if cached.get("fingerprint") == fingerprint:
+            return cached.get("command")
+    except (OSError, ValueError):
+        pass
+    command = next((found for found in map(_buildkit_command, clients) if found), None)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({"fingerprint": fingerprint, "command": command}))
+    except OSError as error:
+        logger.debug("cannot cache the build driver choice in %s: %s", cache, error)
+    return command
+
+
 def choose_driver(engine: Engine) -> ClassicDriver | BuildKitDriver:
     """Pick BuildKit when a docker CLI can drive it, else the classic builder.
 
@@ -200,11 +225,10 @@ def choose_driver(engine: Engine) -> ClassicDriver | BuildKitDriver:
         raise OptionError(f"invalid ORCH_BUILDER {wanted!r}; use auto, classic or buildkit")
     if wanted == "classic":
         return ClassicDriver(engine)
-    for client in docker_clients():
-        command = _buildkit_command(client)
-        if command:
-            logger.debug("building with BuildKit through %s", " ".join(command))
-            return BuildKitDriver(command, {"DOCKER_BUILDKIT": "1"})
+    command = _cached_buildkit_command()
+    if command:
+        logger.debug("building with BuildKit through %s", " ".join(command))
+        return BuildKitDriver(command, {"DOCKER_BUILDKIT": "1"})
     if wanted == "buildkit":
         raise OptionError(
             "ORCH_BUILDER=buildkit but no docker CLI on PATH can run BuildKit builds; "

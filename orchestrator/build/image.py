@@ -24,6 +24,7 @@ from . import render
 from .base import base_identity, check_python_version, ensure_base, python_mismatch_message
 from .driver import BuildLog, BuildRequest, choose_driver
 from .progress import Progress, for_terminal
+from .registry_cache import RegistryCache
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class ImageResult:
     spec: environment.EnvironmentSpec
     env_built: bool
     app_built: bool
+    env_reference: str = ""
+    pulled: bool = False
 
     @property
     def build_calls(self) -> int:
@@ -62,9 +65,11 @@ class BuildOptions:
 class ImageBuilder:
     """Turns declarations into images on one engine."""
 
-    def __init__(self, engine: Engine, progress: Progress | None = None) -> None:
+    def __init__(self, engine: Engine, progress: Progress | None = None,
+                 registry: str | None = None) -> None:
         self.engine = engine
         self.progress = progress
+        self.registry_cache = RegistryCache(engine, registry)
         self._driver = None
 
     @property
@@ -84,9 +89,11 @@ class ImageBuilder:
 
         if not options.no_cache:
             found = self.engine.image(app_tag)
+            pulled = found is None and (found := self.registry_cache.pull(app_tag)) is not None
             if found is not None:
                 logger.info("image %s is up to date", app_tag)
-                return ImageResult(app_tag, found["Id"], spec.key, code_key, spec, False, False)
+                return ImageResult(app_tag, found["Id"], spec.key, code_key, spec, False, False,
+                                   env_reference=env_tag, pulled=pulled)
 
         env_built = self._ensure_environment(env_tag, spec, locked, options)
         labels = {
@@ -99,7 +106,7 @@ class ImageBuilder:
             render.write_app_context(Path(folder), app_file, declaration.name, code_files)
             request = BuildRequest(Path(folder), app_tag, {"ENV_IMAGE": env_tag}, labels, options.no_cache)
             image_id = self._build(request, f"code layer of {declaration.app_name}")
-        return ImageResult(app_tag, image_id, spec.key, code_key, spec, env_built, True)
+        return ImageResult(app_tag, image_id, spec.key, code_key, spec, env_built, True, env_reference=env_tag)
 
     def _lock(self, declaration: Declaration, options: BuildOptions) -> lock.Lock:
         path = lock.lock_path(declaration.path, declaration.name)
@@ -116,7 +123,7 @@ class ImageBuilder:
         setting = Setting(setting.value.replace("{python_version}", declared.python_version), setting.source)
         base, inspect = ensure_base(self.engine, setting, pull=options.no_cache)
         check_python_version(setting.value, inspect, declared.python_version, setting.source)
-        uv_image = self._uv_image(declaration, options) if options.gpu else None
+        uv_image = self._uv_image(declaration, options)
         kind = "cuda" if options.gpu else "python"
         return environment.EnvironmentSpec(
             kind=kind,
@@ -136,18 +143,20 @@ class ImageBuilder:
             from_env("ORCH_UV_IMAGE"), declaration.project.get("uv_image"),
             default=Setting(DEFAULT_UV_IMAGE, "the built-in default"),
         )
-        pinned, _ = ensure_base(self.engine, setting, pull=options.no_cache)
+        pinned, _ = ensure_base(
+            self.engine, setting, pull=options.no_cache, what="uv image",
+            fix="set ORCH_UV_IMAGE or uv_image in [tool.orchestrator] to an image that has /uv",
+        )
         return pinned
 
     def _ensure_environment(
         self, env_tag: str, spec: environment.EnvironmentSpec, locked: lock.Lock, options: BuildOptions,
     ) -> bool:
         """Make sure the environment image exists; return whether it was built."""
-        if not options.no_cache and self.engine.image(env_tag) is not None:
-            logger.info("environment image %s found", env_tag)
-            return False
-        # TODO: look the environment image up in the configured registry
-        # (ORCH_REGISTRY) and pull it before building, once runs push there.
+        if not options.no_cache:
+            if self.engine.image(env_tag) is not None or self.registry_cache.pull(env_tag) is not None:
+                logger.info("environment image %s found", env_tag)
+                return False
 
         labels = {f"{LABEL}.kind": "environment", f"{LABEL}.env-key": spec.key, f"{LABEL}.spec": spec.canonical()}
         build_args = {"BASE_IMAGE": spec.base_image, "SYSTEM_PACKAGES": " ".join(spec.system_packages)}

@@ -6,9 +6,6 @@ import sys
 import time
 from typing import Protocol
 
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
 
 
 class Progress(Protocol):
@@ -47,8 +44,10 @@ class LiveProgress:
     """A live line per step with its elapsed time and the latest log output."""
 
     def __init__(self) -> None:
+        from rich.console import Console
+
         self.console = Console(stderr=True)
-        self.live: Live | None = None
+        self.live = None
         self.title = ""
         self.steps: list[tuple[str, float]] = []
         self.last_line = ""
@@ -57,6 +56,8 @@ class LiveProgress:
     def start(self, title: str) -> None:
         self.title = title
         self.started = time.monotonic()
+        from rich.live import Live
+
         self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=False)
         self.live.start()
 
@@ -79,7 +80,9 @@ class LiveProgress:
         if self.live is not None:
             self.live.update(self._render())
 
-    def _render(self) -> Text:
+    def _render(self):
+        from rich.text import Text
+
         now = time.monotonic()
         text = Text(f"{self.title}  {now - self.started:.1f}s\n", style="bold")
         for index, (name, started) in enumerate(self.steps):

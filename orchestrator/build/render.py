@@ -19,15 +19,13 @@ _BUILDKIT_FRAGMENTS = {
         "--mount=type=cache,target=/var/cache/apt,sharing=locked "
         "--mount=type=cache,target=/var/lib/apt/lists,sharing=locked "
     ),
-    "pip_cache_mount": "--mount=type=cache,target=/root/.cache/pip ",
     "uv_cache_mount": "--mount=type=cache,target=/root/.cache/uv ",
     "uv_cache_env": "",
 }
 _CLASSIC_FRAGMENTS = {
     "apt_cache_mounts": "",
-    "pip_cache_mount": "",
     "uv_cache_mount": "",
-    "uv_cache_env": " \\\n    UV_NO_CACHE=1 \\\n    PIP_NO_CACHE_DIR=1",
+    "uv_cache_env": " \\\n    UV_NO_CACHE=1",
 }
 
 
@@ -68,7 +66,6 @@ def write_environment_context(folder: Path, spec: EnvironmentSpec, lock_text: st
     """Lay out everything the environment image's Dockerfile copies."""
     (folder / "Dockerfile").write_text(environment_dockerfile(spec, buildkit=buildkit))
     (folder / "requirements.lock").write_text(lock_text)
-    shutil.copyfile(IMAGES_DIR / "tools.lock", folder / "tools.lock")
     for image_path, source in in_image_sources():
         target = folder / "runtime" / image_path
         target.parent.mkdir(parents=True, exist_ok=True)

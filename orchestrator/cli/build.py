@@ -6,7 +6,10 @@ import click
 
 from .. import lock, refs
 from ..build.image import BuildOptions, ImageBuilder
+from ..config import registry_setting
 from ..engine import Engine
+from ..errors import UsageError
+from ..registry import push as push_image
 from ..machines import load_catalogue, resolve
 
 
@@ -25,15 +28,29 @@ def machine_types_for(declaration: refs.Declaration, override: str | None):
 @click.option("--machine-type", help="Build for this machine type instead of the declared one (GPU types use the CUDA template).")
 @click.option("--upgrade", is_flag=True, help="Resolve the requirements again to the newest allowed versions.")
 @click.option("--locked", is_flag=True, help="Fail if the lock file is missing or out of date instead of resolving.")
-def build_command(reference: str, no_cache: bool, machine_type: str | None, upgrade: bool, locked: bool) -> None:
+@click.option("--push", is_flag=True,
+              help="Push the environment and app images to the registry (ORCH_REGISTRY or [tool.orchestrator] registry), "
+                   "so that other machines find them there instead of building.")
+def build_command(reference: str, no_cache: bool, machine_type: str | None, upgrade: bool, locked: bool,
+                  push: bool) -> None:
     """Build (or find) the image of REF, e.g. app.py::MyApp."""
     declaration = refs.resolve(reference)
     machine = machine_types_for(declaration, machine_type)[0]
+    registry = registry_setting(declaration.project).value
+    if push and not registry:
+        raise UsageError("--push needs a registry: set ORCH_REGISTRY or registry in [tool.orchestrator]")
     engine = Engine.connect()
     options = BuildOptions(gpu=machine.is_gpu, no_cache=no_cache, upgrade_lock=upgrade, frozen_lock=locked)
-    result = ImageBuilder(engine).ensure(declaration, options)
-    state = "built" if result.app_built else "cached"
+    result = ImageBuilder(engine, registry=registry).ensure(declaration, options)
+    state = "built" if result.app_built else ("pulled from the registry" if result.pulled else "cached")
     click.echo(f"{result.reference} {result.image_id} ({state})")
+    if push:
+        for tag in (result.env_reference, result.reference):
+            if engine.image(tag) is None:
+                # An app image pulled from the registry comes without its environment tag.
+                continue
+            pushed = push_image(engine, tag, registry)
+            click.echo(f"pushed {pushed.pinned} ({pushed.uploaded_layers} layer(s) uploaded)")
 
 
 @click.command("lock")

@@ -13,7 +13,7 @@ from ..runner.client import RunnerClient, RunnerSettings, save_settings
 @click.option("--registry", default="127.0.0.1:5000", show_default=True,
               help="Registry that the runner's engine pulls from (host:port).")
 def login_command(url: str, key: str, registry: str) -> None:
-    """Check the runner answers with this key, then save the settings."""
+    """Check that the runner accepts this key, then save the settings."""
     settings = RunnerSettings(url.rstrip("/"), key, registry)
     RunnerClient(settings).list_keys(team=None)
     path = save_settings(settings)

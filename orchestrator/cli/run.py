@@ -17,7 +17,7 @@ import click
 from .. import keys, keystore, refs
 from ..build.image import BuildOptions, ImageBuilder
 from ..build.sidecar_image import ensure_sidecar_image
-from ..config import cache_dir
+from ..config import cache_dir, registry_setting
 from ..engine import Engine
 from ..errors import RunError, UsageError
 from ..registry import push
@@ -54,7 +54,10 @@ def run_command(reference, local, no_cache, machine_type, limit_max_requests, au
     machine = _machine(declaration, machine_type)
     team = _team(team, declaration)
     engine = Engine.connect()
-    image = ImageBuilder(engine).ensure(declaration, BuildOptions(gpu=machine.is_gpu, no_cache=no_cache))
+    registry = settings.registry if settings else registry_setting(declaration.project).value
+    image = ImageBuilder(engine, registry=registry).ensure(
+        declaration, BuildOptions(gpu=machine.is_gpu, no_cache=no_cache)
+    )
 
     spec = RunSpec(
         run_id=uuid.uuid4().hex,

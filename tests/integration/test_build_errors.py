@@ -39,7 +39,7 @@ def test_wrong_kind_of_object(project):
     result = orch("build", f"{path}::LIMIT")
     assert result.exit_code == 2
     assert result.stderr == (
-        f"Error: {path}::LIMIT is a int, not an orchestrator.App subclass or an "
+        f"Error: {path}::LIMIT is an int, not an orchestrator.App subclass or an "
         f"@orchestrator.function; reference one of: resize\n"
     )
 

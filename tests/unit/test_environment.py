@@ -207,14 +207,6 @@ def test_runtime_digest_template_change(images_copy: Path, kind: str) -> None:
     assert environment.runtime_digest(kind) != before
 
 
-def test_runtime_digest_tools_lock_change(images_copy: Path) -> None:
-    before = environment.runtime_digest("python")
-
-    append(images_copy / "tools.lock", "# changed\n")
-
-    assert environment.runtime_digest("python") != before
-
-
 def test_runtime_digest_other_template(images_copy: Path) -> None:
     before = environment.runtime_digest("python")
 

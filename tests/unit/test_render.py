@@ -53,7 +53,7 @@ def test_environment_dockerfile_classic_no_mounts(kind: str) -> None:
 
     assert "--mount" not in dockerfile
     assert "UV_NO_CACHE=1" in dockerfile
-    assert "PIP_NO_CACHE_DIR=1" in dockerfile
+    assert "pip install" not in dockerfile
 
 
 def test_environment_dockerfile_cuda_installs_python() -> None:
@@ -118,7 +118,7 @@ def test_environment_context_layout(tmp_path: Path) -> None:
 
     assert (tmp_path / "Dockerfile").read_text() == render.environment_dockerfile(spec, buildkit=False)
     assert (tmp_path / "requirements.lock").read_text() == "six==1.16.0\n"
-    assert (tmp_path / "tools.lock").read_bytes() == (environment.IMAGES_DIR / "tools.lock").read_bytes()
+    assert not (tmp_path / "tools.lock").exists()
     for name, source in environment.in_image_sources():
         assert (tmp_path / "runtime" / name).read_bytes() == source.read_bytes()
 
