@@ -28,5 +28,5 @@ COPY images/ images/
 RUN python3 -m venv /opt/orchestrator/venv \
     && /opt/orchestrator/venv/bin/pip install --no-cache-dir .
 ENV PATH=/opt/orchestrator/venv/bin:$PATH
-EXPOSE 8000
+EXPOSE 8400
 CMD ["orch", "runner", "serve"]

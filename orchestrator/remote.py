@@ -41,7 +41,13 @@ class RemoteRun:
         return self.run["id"]
 
     def start(self) -> None:
-        self.run = self.client.create_run(self.request)
+        try:
+            self.run = self.client.create_run(self.request)
+        except RunnerError as error:
+            if error.status == 409:
+                raise RunError(f"{error.message}. List runs with 'orch runs ls' and stop one with "
+                               f"'orch runs stop ID'.") from error
+            raise
         logger.info("created run %s", self.run_id)
         threading.Thread(target=self._heartbeats, daemon=True).start()
 

@@ -8,6 +8,7 @@ the standard library only.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import math
 import re
@@ -162,6 +163,23 @@ _VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
 }
 
 
+def _reject_misspelled_attributes(cls: type, source: str) -> None:
+    """Reject a plain class attribute that is almost an option name, such as ``requirments``.
+
+    Apps may carry attributes of their own, so only near misses of an option
+    name are errors; methods and private names are never checked.
+    """
+    for name, value in vars(cls).items():
+        if name.startswith("_") or name in APP_OPTIONS or callable(value) or isinstance(value, (classmethod, staticmethod, property)):
+            continue
+        near = difflib.get_close_matches(name, APP_OPTIONS, n=1, cutoff=0.85)
+        if near:
+            raise OptionError(
+                f"{source}: class attribute '{name}' is not an option; did you mean '{near[0]}'? "
+                f"Rename it, or start its name with '_' if it is the app's own attribute."
+            )
+
+
 def endpoint(path: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark an ``App`` method as the handler of ``POST <path>``."""
     if not isinstance(path, str) or not path.startswith("/"):
@@ -192,6 +210,7 @@ class App:
         super().__init_subclass__()
         source = f"app {cls.__name__}"
         check_option_names(class_options, APP_OPTIONS, source=source)
+        _reject_misspelled_attributes(cls, source)
         inherited = dataclasses.asdict(cls.options)
         attributes = {name: getattr(cls, name) for name in APP_OPTIONS if name in cls.__dict__}
         cls.options = build_options(inherited | attributes | class_options, source=source)

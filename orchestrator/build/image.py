@@ -21,7 +21,7 @@ from ..engine import Engine
 from ..errors import BuildError, EngineError, OptionError
 from ..refs import Declaration
 from . import render
-from .base import base_identity, check_python_version, ensure_base, python_mismatch_message
+from .base import BASE_IMAGE_FIX, base_identity, check_python_version, ensure_base, python_mismatch_message
 from .driver import BuildLog, BuildRequest, choose_driver
 from .progress import Progress, for_terminal
 from .registry_cache import RegistryCache
@@ -121,7 +121,12 @@ class ImageBuilder:
             declaration.project, declared=declared.image, app_table=declaration.app_table, gpu=options.gpu,
         )
         setting = Setting(setting.value.replace("{python_version}", declared.python_version), setting.source)
-        base, inspect = ensure_base(self.engine, setting, pull=options.no_cache)
+        fix = (
+            "set the CUDA base image to one you have (the 'image' option, ORCH_CUDA_BASE_IMAGE, or "
+            "cuda_base_image in [tool.orchestrator]), or choose a CPU machine type"
+            if options.gpu else BASE_IMAGE_FIX
+        )
+        base, inspect = ensure_base(self.engine, setting, pull=options.no_cache, fix=fix)
         check_python_version(setting.value, inspect, declared.python_version, setting.source)
         uv_image = self._uv_image(declaration, options)
         kind = "cuda" if options.gpu else "python"

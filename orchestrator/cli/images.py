@@ -45,22 +45,35 @@ def list_images() -> None:
 
 @images_group.command("prune")
 @click.option("--all", "remove_all", is_flag=True, help="Remove every image orchestrator built, not only superseded ones.")
-def prune_images(remove_all: bool) -> None:
+@click.option("--app", "app_name", help="Only app images of this app name (environment images are kept).")
+@click.option("--dry-run", is_flag=True, help="List what would be removed, and remove nothing.")
+def prune_images(remove_all: bool, app_name: str | None, dry_run: bool) -> None:
     """Remove superseded app images and the environment images no app image uses.
 
-    An app image is superseded when a newer one exists for the same app.
+    An app image is superseded when a newer one exists for the same app name.
+    Untagged environment images, left behind when --no-cache rebuilt their
+    tag, are always removed. Images in use by a container are kept.
     """
     engine = Engine.connect()
     rows = _rows(engine)
+    if app_name:
+        rows = [row for row in rows if row["kind"] == "app" and row["app"] == app_name]
     doomed = rows if remove_all else _superseded(rows)
     removed = 0
     for row in doomed:
+        target = row["tag"] if row["tag"] != "<none>:<none>" else row["id"]
+        if dry_run:
+            click.echo(f"would remove {target}")
+            continue
         try:
-            engine.remove_image(row["tag"] if row["tag"] != "<none>:<none>" else row["id"])
-            removed += 1
+            engine.remove_image(target)
         except docker.errors.APIError as error:
             click.echo(f"kept {row['tag']}: {error.explanation or error}", err=True)
-    click.echo(f"removed {removed} image tag(s)")
+            continue
+        removed += 1
+        click.echo(f"removed {target}")
+    if not dry_run:
+        click.echo(f"removed {removed} image tag(s)")
 
 
 def _superseded(rows: list[dict]) -> list[dict]:
@@ -71,5 +84,6 @@ def _superseded(rows: list[dict]) -> list[dict]:
     kept_apps = {id(row) for row in newest_by_app.values()}
     used_env_keys = {row["env_key"] for row in newest_by_app.values()}
     doomed = [row for row in rows if row["kind"] == "app" and id(row) not in kept_apps]
-    doomed += [row for row in rows if row["kind"] == "environment" and row["env_key"] not in used_env_keys]
+    doomed += [row for row in rows if row["kind"] == "environment"
+               and (row["env_key"] not in used_env_keys or row["tag"] == "<none>:<none>")]
     return doomed

@@ -21,6 +21,7 @@ COMMANDS = {
     "login": ("orchestrator.cli.login", "login_command"),
     "run": ("orchestrator.cli.run", "run_command"),
     "runner": ("orchestrator.cli.runner", "runner_group"),
+    "runs": ("orchestrator.cli.runs", "runs_group"),
 }
 
 

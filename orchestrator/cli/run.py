@@ -86,6 +86,8 @@ def run_command(reference, local, no_cache, machine_type, limit_max_requests, au
         sys.exit(_serve_remote(engine, spec, declaration, settings, machine_names))
     if not declaration.serves:
         sys.exit(call_once(engine, spec))
+    if spec.auth != "public":
+        _warn_without_keys(spec.auth, team)
     sys.exit(_serve(engine, spec, declaration, startup_timeout=declaration.options.startup_timeout))
 
 
@@ -185,6 +187,17 @@ def _fit_to_engine(machine: MachineType, engine: Engine) -> MachineType:
         err=True,
     )
     return dataclasses.replace(machine, cpus=float(available))
+
+
+def _warn_without_keys(auth: str, team: str) -> None:
+    records = keystore.records_for_run(team)
+    usable = [record for record in records if auth == "shared" or record.team == team]
+    if not usable:
+        click.echo(
+            f"note: --auth {auth} but the local key store has no key for team {team}, so every "
+            f"request will get 401; create one with 'orch keys create --team {team}' or set ORCH_KEY",
+            err=True,
+        )
 
 
 def _run_keys_dir(team: str) -> str:

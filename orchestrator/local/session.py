@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 30
 SUMMARY_PREFIX = "summary "
+# How long the sidecar may outlive an app that it stopped, before the app's
+# exit counts as a crash: the sidecar closes its listener and logs a summary.
+APP_EXIT_GRACE_SECONDS = 10.0
 
 
 @dataclasses.dataclass
@@ -135,7 +138,7 @@ class LocalRun:
             if self._health() == 200:
                 logger.info("run %s is ready at %s", self.spec.run_id, self.url)
                 return
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise RunError(
             f"the app {self.spec.app_name} was not ready within its startup_timeout of "
             f"{timeout:g}s. Raise startup_timeout or make setup() faster. Last log lines:\n"
@@ -147,7 +150,10 @@ class LocalRun:
     def wait_until_stopped(self) -> Summary:
         """Block until the sidecar stops (limit reached, or stopped) and both containers are gone."""
         while not self.sidecar.exited.wait(0.2):
-            if self.app.exited.is_set():
+            # A stop that the sidecar starts (limit reached, lease expired) ends
+            # the app first, so an app exit is a crash only if the sidecar
+            # keeps running afterwards.
+            if self.app.exited.is_set() and not self.sidecar.exited.wait(APP_EXIT_GRACE_SECONDS):
                 self.stop("the app exited")
                 raise RunError(
                     f"the app {self.spec.app_name} exited unexpectedly (exit code "
@@ -162,6 +168,7 @@ class LocalRun:
     def stop(self, reason: str) -> Summary:
         """Stop gracefully: the sidecar drains and stops the app; force after a bound."""
         logger.info("stopping run %s: %s", self.spec.run_id, reason)
+        self._stop_lease.set()
         if self.sidecar is not None and not self.sidecar.exited.is_set():
             self._control("POST", "/_orch/stop")
             self.sidecar.exited.wait(self.spec.drain_seconds + 10)
@@ -177,7 +184,7 @@ class LocalRun:
         self._stop_lease.set()
         for watch in (self.app, self.sidecar):
             if watch is not None and not watch.exited.is_set():
-                logger.warning("removing container %s by force", watch.container_id[:12])
+                logger.info("removing container %s by force", watch.container_id[:12])
                 self.containers.remove(watch.container_id)
 
     def app_log_tail(self) -> str:

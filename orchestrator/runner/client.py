@@ -96,6 +96,9 @@ class RunnerClient:
     def get_run(self, run_id: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/runs/{run_id}").json()
 
+    def list_runs(self, team: str | None) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/runs", params={"team": team} if team else None).json()["runs"]
+
     def heartbeat(self, run_id: str) -> None:
         self._call("POST", f"/v1/runs/{run_id}/heartbeat", timeout=10)
 

@@ -120,3 +120,18 @@ def test_failed_build_names_step_and_log(project):
     log_path = Path(result.stderr.rsplit("Full log: ", 1)[1].strip())
     assert log_path.is_file()
     assert "no-such-package-orch" in log_path.read_text()
+
+
+def test_missing_cuda_base_names_cuda_setting(project):
+    path = declare(project, "@orchestrator.function\ndef f():\n    pass\n")
+    result = orch("build", f"{path}::f", "--machine-type", "GPU-H100",
+                  env={"ORCH_CUDA_BASE_IMAGE": "orchestrator-test/no-such-cuda:1"})
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "Error: base image orchestrator-test/no-such-cuda:1 (from environment variable "
+        "ORCH_CUDA_BASE_IMAGE) is not on this machine and cannot be pulled: "
+    )
+    assert result.stderr.endswith(
+        "Pull or build it, or set the CUDA base image to one you have (the 'image' option, "
+        "ORCH_CUDA_BASE_IMAGE, or cuda_base_image in [tool.orchestrator]), or choose a CPU machine type.\n"
+    )

@@ -291,3 +291,23 @@ def test_registry_down_retries_then_fails(stack, app_ref):
     errors = [line for line in run.stderr if line.startswith("Error:")]
     assert errors[0].startswith(f"Error: cannot push orchestrator-app/")
     assert f"to the registry {stack.registry} after 3 attempt(s)" in errors[0]
+
+
+def test_runs_ls_and_stop(stack, app_ref):
+    run, app_name = start_remote(stack, app_ref)
+    env = stack.client_env()
+    try:
+        run.wait_ready()
+        listing = OrchProcess("runs", "ls", "--team", "vision", env=env)
+        assert listing.wait(60) == 0, listing.output
+        line = next(line for line in listing.stdout if f"vision/{app_name}" in line)
+        run_id = line.split()[0]
+        stop = OrchProcess("runs", "stop", run_id, env=env)
+        assert stop.wait(60) == 0, stop.output
+        exit_code = run.wait(90)
+    finally:
+        run.kill()
+
+    assert "ready" in line
+    assert exit_code == 0, run.output
+    assert runs_of(stack, app_name)[0]["state"] == "completed"

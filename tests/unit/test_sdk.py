@@ -8,7 +8,7 @@ import pytest
 
 import orchestrator
 from orchestrator.errors import OptionError, UsageError
-from orchestrator.sdk import Function, Options, build_options
+from orchestrator.sdk import App, Function, Options, build_options
 
 APP_OPTION_LIST = (
     "requirements, python_version, system_packages, machine_type, env, image, "
@@ -467,3 +467,25 @@ def test_function_decorates_non_callable() -> None:
 def test_option_error_is_usage_error() -> None:
     assert issubclass(OptionError, UsageError)
     assert OptionError("x").exit_code == 2
+
+
+@pytest.mark.parametrize(("attribute", "option"), [
+    ("requirments", "requirements"),
+    ("request_timout", "request_timeout"),
+    ("machine_types", "machine_type"),
+])
+def test_app_misspelled_attribute_rejected(attribute: str, option: str) -> None:
+    with pytest.raises(OptionError) as caught:
+        type("Demo", (App,), {attribute: 5})
+
+    assert caught.value.message == (
+        f"app Demo: class attribute '{attribute}' is not an option; did you mean '{option}'? "
+        f"Rename it, or start its name with '_' if it is the app's own attribute."
+    )
+
+
+def test_app_own_attributes_allowed() -> None:
+    demo = type("Demo", (App,), {"model_name": "resnet", "threshold": 0.5, "_cache": {}})
+
+    assert demo.model_name == "resnet"
+    assert demo.options.requirements == ()
