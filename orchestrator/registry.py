@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import time
+import urllib.request
 
 from .engine import Engine, mapped_errors, split_reference
 from .errors import EngineError
@@ -43,6 +44,9 @@ def push(engine: Engine, image: str, registry: str, *, attempts: int | None = No
     repository, tag = split_reference(image)
     target = f"{registry.rstrip('/')}/{repository}"
     engine.tag(image, f"{target}:{tag}")
+    already = _already_pushed(engine, registry, repository, tag, target)
+    if already is not None:
+        return already
     delay = 0.5
     for attempt in range(1, attempts + 1):
         try:
@@ -60,6 +64,35 @@ def push(engine: Engine, image: str, registry: str, *, attempts: int | None = No
             time.sleep(delay)
             delay = min(delay * 2, 8)
     raise AssertionError("unreachable")
+
+
+def _already_pushed(engine: Engine, registry: str, repository: str, tag: str, target: str) -> PushResult | None:
+    """Return a result without pushing when the registry's tag already points at this image.
+
+    A push that uploads nothing still costs a request per layer; one HEAD of
+    the manifest is enough when the engine remembers the digest it pushed.
+    Only plain-HTTP registries on loopback are asked; others are pushed to.
+    """
+    inspect = engine.image(f"{target}:{tag}") or {}
+    known = [item.split("@", 1)[1] for item in inspect.get("RepoDigests") or [] if item.startswith(f"{target}@")]
+    host = registry.split("/", 1)[0].rsplit(":", 1)[0]
+    if not known or host not in ("127.0.0.1", "localhost"):
+        return None
+    request = urllib.request.Request(
+        f"http://{registry}/v2/{repository}/manifests/{tag}", method="HEAD",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            digest = response.headers.get("Docker-Content-Digest")
+    except OSError as error:
+        logger.debug("cannot ask %s for %s:%s (%s); pushing", registry, repository, tag, error)
+        return None
+    if digest not in known:
+        return None
+    layers = len(inspect.get("RootFS", {}).get("Layers") or [])
+    logger.info("%s:%s is already in the registry as %s; nothing to push", target, tag, digest)
+    return PushResult(f"{target}:{tag}", digest, 0, layers)
 
 
 @mapped_errors

@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 FINAL_STATES = ("completed", "failed")
 POLL_SECONDS = 0.5
+READY_POLL_SECONDS = 0.1
 # How long the CLI keeps polling a runner that cannot be reached (a restart,
 # say) before it gives up; the run itself keeps serving meanwhile.
 UNREACHABLE_GRACE_SECONDS = 120.0
@@ -69,7 +70,7 @@ class RemoteRun:
                     self.print_status(f"pending: {shown}")
             elif time.monotonic() > deadline:
                 raise RunError(f"run {self.run_id[:8]} was not ready within {timeout:g}s (state {state})")
-            time.sleep(POLL_SECONDS)
+            time.sleep(READY_POLL_SECONDS)
 
     def follow_logs(self) -> None:
         threading.Thread(target=self._follow, daemon=True).start()

@@ -48,6 +48,10 @@ from .store import DuplicateLiveRun, Store, StoredKey
 
 logger = logging.getLogger(__name__)
 
+# A just-placed run is polled this often, for this long, before the monitor takes over.
+FAST_READY_POLL_SECONDS = 0.05
+FAST_READY_SECONDS = 5.0
+
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 NAME_RULE = (
     "lowercase letters, digits and '-', starting with a letter or digit, at most 63 characters"
@@ -545,6 +549,22 @@ class RunnerService:
             if stopped is not None and stopped.state is RunState.STOPPING:
                 self._remove_containers(stopped)
                 self._finish(stopped, RunState.COMPLETED, message="stopped while it was starting")
+            return
+        self._wait_ready_briefly(started)
+
+    def _wait_ready_briefly(self, run: Run) -> None:
+        """Poll a just-placed run's health closely for a few seconds.
+
+        Most apps are ready within a second of starting; waiting for the next
+        monitor tick would add up to ``monitor_seconds`` to every deploy. Slower
+        apps are left to the monitor.
+        """
+        deadline = time.monotonic() + FAST_READY_SECONDS
+        while time.monotonic() < deadline and not self._monitor_stop.is_set():
+            if self._app_health(run) == 200:
+                self._transition(run.id, {RunState.STARTING}, state=RunState.READY, message="")
+                return
+            time.sleep(FAST_READY_POLL_SECONDS)
 
     def _finish_if_stopping(self, run: Run) -> None:
         current = self.store.get_run(run.id)
