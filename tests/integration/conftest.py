@@ -27,7 +27,8 @@ def remove_built_images(engine: Engine) -> Iterator[None]:
     for image in engine.images(f"{LABEL}.kind"):
         if image["Id"] in before:
             continue
-        for tag in image.get("RepoTags") or [image["Id"]]:
+        tags = [tag for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"]
+        for tag in tags or [image["Id"]]:
             try:
                 engine.remove_image(tag, force=True)
             except docker.errors.APIError:
