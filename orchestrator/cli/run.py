@@ -24,6 +24,7 @@ from ..registry import push
 from ..remote import RemoteRun
 from ..runner.client import RunnerClient, RunnerSettings, load_settings
 from ..local.banner import banner
+from ..local.request_example import example_body
 from ..local.call import call_once
 from ..local.session import LocalRun
 from ..local.spec import AUTH_MODES, RunSpec
@@ -112,7 +113,9 @@ def _serve_remote(engine: Engine, spec: RunSpec, declaration: refs.Declaration,
         run.start()
         ready = run.wait_ready(declaration.options.startup_timeout)
         remote_spec = dataclasses.replace(spec, run_id=ready["id"], machine=load_catalogue()[ready["machine_type"]])
-        click.echo(banner(remote_spec, ready["url"], endpoints, where=f"on the runner (node {ready.get('node') or '?'})"), err=True)
+        where = f"on the runner (node {ready.get('node') or '?'})"
+        click.echo(banner(remote_spec, ready["url"], endpoints, where=where,
+                          example=_example(declaration, endpoints)), err=True)
         run.follow_logs()
         final = run.wait_until_stopped()
     except KeyboardInterrupt:
@@ -139,7 +142,7 @@ def _serve(engine: Engine, spec: RunSpec, declaration: refs.Declaration, *, star
         run.start()
         run.wait_ready(startup_timeout)
         endpoints = sorted(declaration.target.endpoints()) if declaration.is_app else ["/"]
-        click.echo(banner(spec, run.url, endpoints), err=True)
+        click.echo(banner(spec, run.url, endpoints, example=_example(declaration, endpoints)), err=True)
         summary = run.wait_until_stopped()
     except KeyboardInterrupt:
         click.echo("Stopping: draining requests and running teardown (Ctrl-C again to force)…", err=True)
@@ -158,6 +161,14 @@ def _serve(engine: Engine, spec: RunSpec, declaration: refs.Declaration, *, star
         err=True,
     )
     return 0
+
+
+def _example(declaration: refs.Declaration, endpoints: list[str]) -> str:
+    """A request body for the banner's curl example of the first endpoint."""
+    if not declaration.is_app:
+        return example_body(declaration.target.func)
+    method_name = declaration.target.endpoints()[endpoints[0]] if endpoints else None
+    return example_body(getattr(declaration.target, method_name)) if method_name else "{}"
 
 
 def _machine(declaration: refs.Declaration, override: str | None) -> MachineType:

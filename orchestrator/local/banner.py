@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from .spec import RunSpec
 
 
-def banner(spec: RunSpec, url: str, endpoints: Sequence[str], where: str = "on the local engine") -> str:
+def banner(spec: RunSpec, url: str, endpoints: Sequence[str], where: str = "on the local engine",
+           example: str = "{}") -> str:
     lines = [
         f"{spec.app_name} is ready {where} "
         f"(machine type {spec.machine.name}, team {spec.team}, env {spec.env_name}, run {spec.short_id})",
@@ -19,7 +20,7 @@ def banner(spec: RunSpec, url: str, endpoints: Sequence[str], where: str = "on t
     lines.append(f"  Auth:    {auth_line(spec.auth, spec.team)}")
     if spec.limit_max_requests:
         lines.append(f"  Limit:   stops after {spec.limit_max_requests} request(s)")
-    lines.append(f"  Try:     {curl_example(url, endpoints[0] if endpoints else '/', spec.auth)}")
+    lines.append(f"  Try:     {curl_example(url, endpoints[0] if endpoints else '/', spec.auth, example)}")
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
 
@@ -32,6 +33,6 @@ def auth_line(mode: str, team: str) -> str:
     return "shared (any valid key: Authorization: Key <id>:<secret>)"
 
 
-def curl_example(url: str, path: str, auth: str) -> str:
+def curl_example(url: str, path: str, auth: str, body: str = "{}") -> str:
     header = "" if auth == "public" else " -H \"Authorization: Key $ORCH_KEY\""
-    return f"curl -X POST {url}{path} -H 'Content-Type: application/json'{header} -d '{{}}'"
+    return f"curl -X POST {url}{path} -H 'Content-Type: application/json'{header} -d '{body}'"
