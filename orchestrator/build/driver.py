@@ -152,6 +152,22 @@ class BuildKitDriver:
         return failed
 
 
+def run_build(driver: ClassicDriver | BuildKitDriver, request: BuildRequest, title: str,
+              progress: Progress) -> str:
+    """Build ``request`` with progress shown and the full log kept; return the image ID."""
+    log = BuildLog(request.tag)
+    progress.start(f"Building {title} ({driver.name})")
+    try:
+        image_id = driver.build(request, progress, log)
+    except BuildError:
+        progress.finish(False)
+        raise
+    log.close()
+    progress.finish(True)
+    logger.info("built %s (%s); log in %s", request.tag, image_id[:19], log.path)
+    return image_id
+
+
 def _failure(request: BuildRequest, step: str, log: BuildLog) -> BuildError:
     log.close()
     step_text = f" at step '{step.strip()}'" if step else ""
@@ -198,7 +214,10 @@ def _cached_buildkit_command() -> list[str] | None:
     in ``$ORCH_HOME/builder.json`` until a docker CLI on PATH changes.
     """
     clients = list(docker_clients())
-    fingerprint = [[client, os.stat(client).st_mtime_ns, os.stat(client).st_size] for client in clients]
+    fingerprint = []
+    for client in clients:
+        status = os.stat(client)
+        fingerprint.append([client, status.st_mtime_ns, status.st_size])
     cache = cache_dir() / "builder.json"
     try:
         cached = json.loads(cache.read_text())

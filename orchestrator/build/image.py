@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -18,11 +17,11 @@ from pathlib import Path
 from .. import environment, lock
 from ..config import Setting, base_image_setting, first, from_env
 from ..engine import Engine
-from ..errors import BuildError, EngineError, OptionError
+from ..errors import BuildError, OptionError
 from ..refs import Declaration
 from . import render
 from .base import BASE_IMAGE_FIX, base_identity, check_python_version, ensure_base, python_mismatch_message
-from .driver import BuildLog, BuildRequest, choose_driver
+from .driver import BuildRequest, choose_driver, run_build
 from .progress import Progress, for_terminal
 from .registry_cache import RegistryCache
 
@@ -177,18 +176,7 @@ class ImageBuilder:
         return True
 
     def _build(self, request: BuildRequest, title: str) -> str:
-        progress = self.progress or for_terminal()
-        log = BuildLog(request.tag)
-        progress.start(f"Building {title} ({self.driver.name})")
-        try:
-            image_id = self.driver.build(request, progress, log)
-        except BuildError:
-            progress.finish(False)
-            raise
-        log.close()
-        progress.finish(True)
-        logger.info("built %s (%s); log in %s", request.tag, image_id[:19], log.path)
-        return image_id
+        return run_build(self.driver, request, title, self.progress or for_terminal())
 
 
 def _explain(error: BuildError, spec: environment.EnvironmentSpec) -> BuildError:

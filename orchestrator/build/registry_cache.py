@@ -36,4 +36,4 @@ class RegistryCache:
             return None
         self.engine.tag(inspect["Id"], tag)
         logger.info("pulled %s from the registry cache", remote)
-        return self.engine.image(tag)
+        return inspect

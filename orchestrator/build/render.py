@@ -7,7 +7,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..environment import IMAGES_DIR, EnvironmentSpec, in_image_sources, template_path
+from ..environment import EnvironmentSpec, in_image_sources, template_path
 from ..errors import OptionError
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

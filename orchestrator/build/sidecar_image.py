@@ -9,7 +9,7 @@ from ..config import Setting, base_image_setting, first, from_env, load_project
 from ..engine import Engine
 from ..environment import PACKAGE_DIR
 from .base import base_identity, ensure_base
-from .driver import BuildLog, BuildRequest, choose_driver
+from .driver import BuildRequest, choose_driver, run_build
 from .image import LABEL
 from .progress import for_terminal
 
@@ -52,10 +52,5 @@ def ensure_sidecar_image(engine: Engine) -> str:
         context=REPOSITORY_ROOT, tag=tag, build_args={"BASE_IMAGE": base},
         labels={f"{LABEL}.kind": "sidecar"}, target="sidecar",
     )
-    progress = for_terminal()
-    progress.start(f"Building the sidecar image ({driver.name})")
-    log = BuildLog(tag)
-    driver.build(request, progress, log)
-    log.close()
-    progress.finish(True)
+    run_build(driver, request, "the sidecar image", for_terminal())
     return tag

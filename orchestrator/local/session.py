@@ -1,8 +1,8 @@
 """One local run: start the sidecar and the app, wait for ready, serve, stop.
 
 Lifetime: the CLI renews a lease at the sidecar while it lives. When the CLI
-is gone (even by ``kill -9``) the lease expires; the sidecar then drains, asks
-the app to stop (its teardown runs) and exits. Both containers are started
+is gone (even by ``kill -9``) the lease expires. The sidecar then drains,
+stops the app through its control call (so teardown runs) and exits. Both containers are started
 with auto-remove, so nothing is left behind.
 """
 
@@ -193,13 +193,11 @@ class LocalRun:
     # Sidecar communication
 
     def _sidecar_line(self, line: str) -> None:
-        marker = line.find(SUMMARY_PREFIX)
-        if marker >= 0:
-            try:
-                fields = json.loads(line[marker + len(SUMMARY_PREFIX):])
-            except json.JSONDecodeError:
-                return
-            self.summary = Summary(**{key: fields[key] for key in ("served", "rejected", "duration_seconds", "reason") if key in fields})
+        if SUMMARY_PREFIX in line:
+            fields = parse_summary(line)
+            if fields is not None:
+                known = ("served", "rejected", "duration_seconds", "reason")
+                self.summary = Summary(**{key: fields[key] for key in known if key in fields})
         elif " ERROR " in line or " WARNING " in line:
             logger.warning("sidecar: %s", line)
 
@@ -230,6 +228,18 @@ class LocalRun:
             return error.code
         except OSError:
             return None
+
+
+def parse_summary(line: str) -> dict | None:
+    """Return the JSON fields of the sidecar's final ``summary {...}`` log line, or None."""
+    marker = line.find(SUMMARY_PREFIX)
+    if marker < 0:
+        return None
+    try:
+        fields = json.loads(line[marker + len(SUMMARY_PREFIX):])
+    except json.JSONDecodeError:
+        return None
+    return fields if isinstance(fields, dict) else None
 
 
 def gpu_message(spec: RunSpec, explanation: str) -> str:

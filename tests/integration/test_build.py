@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import docker
-import pytest
 
 from orchestrator import lock, refs
 from orchestrator.build.image import BuildOptions, ImageBuilder

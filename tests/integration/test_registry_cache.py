@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 
@@ -12,17 +11,14 @@ import requests
 from click.testing import CliRunner
 
 from orchestrator import refs
-from orchestrator.build.image import BuildOptions, ImageBuilder
+from orchestrator.build.image import ImageBuilder
 from orchestrator.build.progress import PlainProgress
 from orchestrator.cli.main import cli
 
+from .network import free_port
+
 REGISTRY_IMAGE = "orchestrator-local/registry:2"
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

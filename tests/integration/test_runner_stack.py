@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -17,6 +16,7 @@ import requests
 from orchestrator.engine import ContainerEngine
 from orchestrator.registry import push
 
+from .network import free_port
 from .orch_process import OrchProcess
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -36,11 +36,6 @@ class Remote(orchestrator.App, max_concurrency=2):
         print("teardown ran", flush=True)
 """
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Stack:

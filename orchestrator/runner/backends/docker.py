@@ -8,7 +8,6 @@ its logs after it stops, then removes both.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -18,7 +17,7 @@ import docker.errors
 
 from ...engine import ContainerEngine, Engine, GpuUnavailable
 from ...errors import EngineError
-from ...local.session import SUMMARY_PREFIX
+from ...local.session import SUMMARY_PREFIX, parse_summary
 from ...local.spec import LABEL, SIDECAR_PORT, RunSpec, app_container, sidecar_container
 from ...machines import MachineType
 from ..models import Run
@@ -156,12 +155,8 @@ class DockerBackend:
         except (docker.errors.APIError, EngineError):
             return None
         for line in reversed(output.splitlines()):
-            marker = line.find(SUMMARY_PREFIX)
-            if marker >= 0:
-                try:
-                    return json.loads(line[marker + len(SUMMARY_PREFIX):])
-                except json.JSONDecodeError:
-                    return None
+            if SUMMARY_PREFIX in line:
+                return parse_summary(line)
         return None
 
     def _tail(self, container_id: str) -> str:
