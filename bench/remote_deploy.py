@@ -4,8 +4,8 @@
 The script brings up its own compose stack (unique project name and ports),
 builds and pushes the app image once, then times, for each repetition, from
 starting ``orch run`` (without ``--local``) to the first 200 through the
-runner's gateway. It also records how many layers each push uploaded: with
-the image already in the registry the goal is none. The stack and the images
+runner's gateway. It also records how many layers each push uploaded. With
+the image already in the registry, the goal is zero. The stack and the images
 it built are removed at the end.
 
 Run from the repository root:  .venv/bin/python bench/remote_deploy.py

@@ -119,7 +119,7 @@ def base_image_setting(
 
 
 def registry_setting(project: ProjectConfig) -> Setting | None:
-    """The registry that images are looked up in and pushed to, if any is configured."""
+    """Return the configured registry that images are looked up in and pushed to."""
     return first(from_env("ORCH_REGISTRY"), project.get("registry"), default=Setting(None, "none"))
 
 

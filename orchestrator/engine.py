@@ -1,7 +1,7 @@
 """The one thin layer over the Docker Engine API.
 
 Everything else in the package talks to Docker through ``Engine``: here the
-SDK's exceptions become ``EngineError`` messages that say what to do, and
+SDK's exceptions become ``EngineError`` messages that name the fix, and
 transient failures are retried.
 """
 

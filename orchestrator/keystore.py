@@ -30,10 +30,10 @@ def add(team: str, name: str | None) -> keys.CreatedKey:
 
 def revoke(key_id: str) -> bool:
     records = load()
-    kept = [record for record in records if record.id != key_id]
-    if len(kept) == len(records):
+    remaining = [record for record in records if record.id != key_id]
+    if len(remaining) == len(records):
         return False
-    keys.save_key_file(store_path(), kept)
+    keys.save_key_file(store_path(), remaining)
     return True
 
 

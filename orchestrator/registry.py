@@ -69,9 +69,10 @@ def push(engine: Engine, image: str, registry: str, *, attempts: int | None = No
 def _already_pushed(engine: Engine, registry: str, repository: str, tag: str, target: str) -> PushResult | None:
     """Return a result without pushing when the registry's tag already points at this image.
 
-    A push that uploads nothing still costs a request per layer; one HEAD of
+    A push that uploads nothing still costs a request per layer. One HEAD of
     the manifest is enough when the engine remembers the digest it pushed.
-    Only plain-HTTP registries on loopback are asked; others are pushed to.
+    Only plain-HTTP registries on loopback are checked, and other registries
+    always get a push.
     """
     inspect = engine.image(f"{target}:{tag}") or {}
     known = [item.split("@", 1)[1] for item in inspect.get("RepoDigests") or [] if item.startswith(f"{target}@")]

@@ -55,7 +55,7 @@ class RemoteRun:
     def wait_ready(self, timeout: float) -> dict[str, Any]:
         """Block until the run is ready; a pending run waits for capacity without a time limit."""
         deadline = time.monotonic() + timeout
-        shown = ""
+        shown_message = ""
         while True:
             self.run = self._poll()
             state = self.run["state"]
@@ -65,9 +65,9 @@ class RemoteRun:
                 raise RunError(f"run {self.run_id[:8]} {state} before it was ready: {self.run.get('message', '')}")
             if state == "pending":
                 deadline = time.monotonic() + timeout
-                if self.run.get("message") and self.run["message"] != shown:
-                    shown = self.run["message"]
-                    self.print_status(f"pending: {shown}")
+                if self.run.get("message") and self.run["message"] != shown_message:
+                    shown_message = self.run["message"]
+                    self.print_status(f"pending: {shown_message}")
             elif time.monotonic() > deadline:
                 raise RunError(f"run {self.run_id[:8]} was not ready within {timeout:g}s (state {state})")
             time.sleep(READY_POLL_SECONDS)

@@ -63,7 +63,7 @@ def build_options(values: Mapping[str, Any], *, source: str) -> Options:
     """Validate raw option values and return them as ``Options``.
 
     ``source`` names where the values came from (a class, a decorator,
-    ``pyproject.toml``) so that an error tells the user where to look.
+    ``pyproject.toml``) so that an error shows the user where to look.
     """
     check_option_names(values, APP_OPTIONS, source=source)
     fields: dict[str, Any] = {}

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 class ThumbnailRequest(BaseModel):
     image: str = Field(description="The image, base64-encoded (PNG, JPEG, WebP, ...)")
-    max_size: int = Field(128, ge=8, le=2048, description="Longest side of the thumbnail, in pixels")
+    max_size: int = Field(128, ge=8, le=2048, description="Maximum width and height of the thumbnail, in pixels")
     format: str = Field("PNG", pattern="^(PNG|JPEG|WEBP)$")
 
 

@@ -42,7 +42,12 @@ def build_command(reference: str, no_cache: bool, machine_type: str | None, upgr
     engine = Engine.connect()
     options = BuildOptions(gpu=machine.is_gpu, no_cache=no_cache, upgrade_lock=upgrade, frozen_lock=locked)
     result = ImageBuilder(engine, registry=registry).ensure(declaration, options)
-    state = "built" if result.app_built else ("pulled from the registry" if result.pulled else "cached")
+    if result.app_built:
+        state = "built"
+    elif result.pulled:
+        state = "pulled from the registry"
+    else:
+        state = "cached"
     click.echo(f"{result.reference} {result.image_id} ({state})")
     if push:
         for tag in (result.env_reference, result.reference):

@@ -164,7 +164,7 @@ def _serve(engine: Engine, spec: RunSpec, declaration: refs.Declaration, *, star
 
 
 def _example(declaration: refs.Declaration, endpoints: list[str]) -> str:
-    """A request body for the banner's curl example of the first endpoint."""
+    """Return a request body for the banner's curl example of the first endpoint."""
     if not declaration.is_app:
         return example_body(declaration.target.func)
     method_name = declaration.target.endpoints()[endpoints[0]] if endpoints else None

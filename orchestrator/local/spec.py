@@ -1,4 +1,4 @@
-"""What a local run asks the engine for: two containers and their settings.
+"""What a local run requests from the engine: two containers and their settings.
 
 The sidecar container owns the network namespace and publishes the only port,
 on 127.0.0.1. The app container joins that namespace and listens on loopback,
@@ -72,9 +72,9 @@ def sidecar_container(spec: RunSpec, api: Any, *, network: str | None = None,
                       auto_remove: bool = True) -> dict[str, Any]:
     """Arguments of ``create_container`` for the sidecar.
 
-    Without ``network`` the sidecar publishes its port on 127.0.0.1 (a local
-    run); with one it joins that network and publishes nothing (the runner
-    reaches it by container name).
+    Without ``network``, as in a local run, the sidecar publishes its port on
+    127.0.0.1. With one, it joins that network and publishes nothing, because
+    the runner reaches it by container name.
     """
     environment = {
         "ORCH_SIDECAR_PORT": str(SIDECAR_PORT),

@@ -7,9 +7,9 @@ through. Bodies are streamed both ways and never buffered whole: a response
 is sent on as the sidecar produces it, chunked when the sidecar's response is
 chunked or has no length.
 
-Status codes of the gateway itself, each with a JSON body ``{"error": ...}``:
-404 for a path that names no live run or leads under ``/_orch/``, 503 (with
-``Retry-After: 1``) while the run is pending or starting, and 502 when the
+The gateway's own status codes each carry a JSON body ``{"error": ...}``.
+404 is for a path that names no live run or leads under ``/_orch/``. 503 (with
+``Retry-After: 1``) is sent while the run is pending or starting, and 502 when the
 sidecar cannot be reached. A stopping run is still proxied, so that its
 sidecar returns its own 503.
 """

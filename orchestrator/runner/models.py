@@ -8,12 +8,14 @@ from typing import Any
 
 
 class RunState(str, enum.Enum):
-    """Where a run is in its life.
+    """Stage of a run's life.
 
-    pending: no node offers the machine type yet; starting: containers are
-    being created or the app runs setup(); ready: serving; stopping: draining
-    after a delete, a lease expiry or the request limit; completed: stopped
-    after the limit or a delete; failed: could not start or crashed.
+    - pending: no node offers the machine type yet.
+    - starting: the containers are being created, or the app runs setup().
+    - ready: serving.
+    - stopping: draining after a delete, a lease expiry or the request limit.
+    - completed: stopped after the limit, a delete or a lease expiry.
+    - failed: could not start, or crashed.
     """
 
     PENDING = "pending"
