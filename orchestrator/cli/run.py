@@ -11,6 +11,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,15 +21,15 @@ from ..build.sidecar_image import ensure_sidecar_image
 from ..config import cache_dir, registry_setting
 from ..engine import Engine
 from ..errors import RunError, UsageError
-from ..registry import push
-from ..remote import RemoteRun
-from ..runner.client import RunnerClient, RunnerSettings, load_settings
 from ..local.banner import banner
 from ..local.request_example import example_body
 from ..local.call import call_once
 from ..local.session import LocalRun
 from ..local.spec import AUTH_MODES, RunSpec
 from ..machines import MachineType, load_catalogue, resolve
+
+if TYPE_CHECKING:
+    from ..runner.client import RunnerSettings
 
 
 @click.command("run")
@@ -49,7 +50,7 @@ def run_command(reference, local, no_cache, machine_type, limit_max_requests, au
     """Build (or reuse) the image of REF and serve it behind the sidecar."""
     if limit_max_requests < 0:
         raise UsageError(f"invalid --limit-max-requests {limit_max_requests}: use 0 (no limit) or a positive count")
-    settings = None if local else load_settings()
+    settings = None if local else _runner_settings()
 
     declaration = refs.resolve(reference)
     machine = _machine(declaration, machine_type)
@@ -92,8 +93,19 @@ def run_command(reference, local, no_cache, machine_type, limit_max_requests, au
     sys.exit(_serve(engine, spec, declaration, startup_timeout=declaration.options.startup_timeout))
 
 
+def _runner_settings() -> RunnerSettings:
+    from ..runner.client import load_settings
+
+    return load_settings()
+
+
 def _serve_remote(engine: Engine, spec: RunSpec, declaration: refs.Declaration,
                   settings: RunnerSettings, machine_names: list[str]) -> int:
+    # Imported here because they load requests, which a local run never needs.
+    from ..registry import push
+    from ..remote import RemoteRun
+    from ..runner.client import RunnerClient
+
     pushed = push(engine, spec.image, settings.registry)
     click.echo(f"pushed {pushed.pinned} ({pushed.uploaded_layers} layer(s) uploaded, "
                f"{pushed.existing_layers} already in the registry)", err=True)

@@ -29,6 +29,9 @@ SUMMARY_PREFIX = "summary "
 # How long the sidecar may outlive an app that it stopped, before the app's
 # exit counts as a crash: the sidecar closes its listener and logs a summary.
 APP_EXIT_GRACE_SECONDS = 10.0
+# Often enough that the banner follows the app's readiness closely; each poll
+# is one health check through the sidecar to the app.
+READY_POLL_SECONDS = 0.02
 
 
 @dataclasses.dataclass
@@ -109,14 +112,17 @@ class LocalRun:
         logger.info("starting run %s of %s", self.spec.run_id, self.spec.app_name)
         sidecar_id = self.containers.create(**sidecar_container(self.spec, self.containers.api))
         self.sidecar = ContainerWatch(self.containers, sidecar_id, self._sidecar_line)
+        # Both are created before either starts, so that the app starts right
+        # after the sidecar, whose network namespace it joins.
+        app_id = self.containers.create(**app_container(self.spec, self.containers.api, sidecar_id))
+        self.app = ContainerWatch(self.containers, app_id, self.print_app_line)
+
         self.sidecar.start_waiting()
         self.containers.start(sidecar_id)
         self.sidecar.start_logs()
         self.port = self.containers.published_port(sidecar_id, "8080/tcp")
         threading.Thread(target=self._renew_lease, daemon=True).start()
 
-        app_id = self.containers.create(**app_container(self.spec, self.containers.api, sidecar_id))
-        self.app = ContainerWatch(self.containers, app_id, self.print_app_line)
         try:
             self.app.start_waiting()
             self.containers.start(app_id)
@@ -138,7 +144,7 @@ class LocalRun:
             if self._health() == 200:
                 logger.info("run %s is ready at %s", self.spec.run_id, self.url)
                 return
-            time.sleep(0.05)
+            time.sleep(READY_POLL_SECONDS)
         raise RunError(
             f"the app {self.spec.app_name} was not ready within its startup_timeout of "
             f"{timeout:g}s. Raise startup_timeout or make setup() faster. Last log lines:\n"
@@ -200,6 +206,8 @@ class LocalRun:
                 self.summary = Summary(**{key: fields[key] for key in known if key in fields})
         elif " ERROR " in line or " WARNING " in line:
             logger.warning("sidecar: %s", line)
+        else:
+            logger.debug("sidecar: %s", line)
 
     def _renew_lease(self) -> None:
         interval = max(self.spec.lease_seconds / 3, 0.5)
