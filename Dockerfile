@@ -1,5 +1,5 @@
 # The project's own image, in two targets:
-#   sidecar  the proxy in front of every app: the standard library, h11 and uvloop
+#   sidecar  the proxy in front of every app: the standard library, httptools and uvloop
 #   runner   the self-hosted runner service, with the whole package
 # Build from the repository root, e.g.
 #   docker build --target sidecar -t orchestrator-sidecar .

@@ -1,4 +1,4 @@
-"""One client connection: HTTP/1.1 parsing with h11 and keep-alive.
+"""One client connection: its HTTP/1.1 requests, their responses and keep-alive.
 
 Requests on a connection are served one after another (pipelined requests
 wait their turn). Response bytes are queued and written in one call per
@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+from collections.abc import Iterable
 
-import h11
-
+from . import http1
 from .exchange import ClientDisconnected, Exchange, Handler, Headers, send_json
 from .lifecycle import Lifecycle
 
@@ -23,6 +23,10 @@ READ_SIZE = 65536
 # may stay silent. Longer than the 60 s idle timeouts common in load
 # balancers, so those close first and never reuse a connection we just closed.
 KEEP_ALIVE_SECONDS = 75.0
+# How often silent connections are looked for, so a silent connection is
+# closed between KEEP_ALIVE_SECONDS and that plus this. One sweep for all
+# connections costs less than a timer armed and cancelled for every request.
+SWEEP_SECONDS = 5.0
 # How much of an unread request body (after a 401 or 503) is read and
 # discarded to keep the connection open. A larger body closes the connection.
 MAX_DISCARDED_BODY = 1 << 20
@@ -30,6 +34,13 @@ MAX_DISCARDED_BODY = 1 << 20
 # response.
 CLOSE_SECONDS = 5.0
 _REASON_PHRASES = {status.value: status.phrase.encode("ascii") for status in http.HTTPStatus}
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+# Framing of a response body for the client.
+_NO_BODY = 0  # HEAD, 204, 304: the head is the whole response
+_LENGTH = 1  # Content-Length
+_CHUNKED = 2  # Transfer-Encoding: chunked
+_UNTIL_CLOSE = 3  # an HTTP/1.0 client: the body ends when the connection closes
 
 
 class ClientConnection:
@@ -46,14 +57,27 @@ class ClientConnection:
         self._writer = writer
         self._handler = handler
         self._lifecycle = lifecycle
-        self._h11 = h11.Connection(h11.SERVER)
+        self._requests = http1.RequestReader()
         self._output: list[bytes] = []
         self._aborted = False
         # True while waiting for the first byte of the next request, so that
         # a stopping sidecar can close the connection without cutting anything.
         self.idle = False
+        # Loop time since when the connection waits for a request head, or
+        # None; close_silent_connections() reads it.
+        self.waiting_since: float | None = None
+        self._loop = asyncio.get_running_loop()
         peer = writer.get_extra_info("peername")
         self._client_host = str(peer[0]).encode("ascii") if peer else b""
+
+        # State of the current request and its response.
+        self._request: http1.RequestHead | None = None
+        self._body_done = False
+        self._waiting_for_continue = False
+        self._framing = _NO_BODY
+        self._response_started = False
+        self._response_done = False
+        self._close_after_response = False
 
     async def serve(self) -> None:
         """Serve requests until the client closes, an error occurs or the sidecar stops."""
@@ -62,10 +86,8 @@ class ClientConnection:
                 pass
         except ClientDisconnected as error:
             logger.debug("client %s disconnected: %s", self._client_host, error.__cause__ or error)
-        except h11.RemoteProtocolError as error:
+        except http1.ProtocolError as error:
             await self._send_bad_request(error)
-        except TimeoutError:
-            logger.debug("closing silent connection of %s", self._client_host)
         finally:
             self.idle = False
             await self._close()
@@ -84,6 +106,7 @@ class ClientConnection:
         request = await self._receive_request()
         if request is None:
             return False
+        self._begin_cycle(request)
 
         exchange = Exchange(self, request, self._client_host)
         try:
@@ -91,7 +114,7 @@ class ClientConnection:
             # client that disconnects while queued or waiting for the app is
             # noticed only at the first write, so its request still reaches the app.
             await self._handler(exchange)
-        except (ClientDisconnected, h11.RemoteProtocolError):
+        except (ClientDisconnected, http1.ProtocolError):
             raise
         except Exception:
             logger.exception("internal error while serving request %s", exchange.log_id)
@@ -101,41 +124,53 @@ class ClientConnection:
 
         if self._aborted:
             return False
-        return await self._start_next_cycle(exchange)
+        return await self._end_cycle()
 
-    async def _receive_request(self) -> h11.Request | None:
-        async with asyncio.timeout(KEEP_ALIVE_SECONDS):
-            while True:
-                event = self._h11.next_event()
-                if event is h11.NEED_DATA:
-                    if not self._h11.trailing_data[0]:
-                        if self._lifecycle.stopped:
-                            return None
-                        self.idle = True
-                    data = await self._read()
-                    self.idle = False
-                    self._h11.receive_data(data)
-                    continue
-                if type(event) is h11.Request:
-                    return event
-                # ConnectionClosed: the client closed between requests.
+    def _begin_cycle(self, request: http1.RequestHead) -> None:
+        self._request = request
+        self._body_done = False
+        self._waiting_for_continue = request.http_version == "1.1" and any(
+            name == b"expect" and value.lower() == b"100-continue"
+            for name, value in request.headers
+        )
+        self._response_started = False
+        self._response_done = False
+        # HTTP/1.0 keep-alive is not offered: such a client gets one response.
+        self._close_after_response = not request.keep_alive or request.http_version != "1.1"
+
+    async def _receive_request(self) -> http1.RequestHead | None:
+        events = self._requests.events
+        while not events:
+            if self._requests.upgraded:
                 return None
+            if not self._requests.in_message:
+                if self._lifecycle.stopped:
+                    return None
+                self.idle = True
+            self.waiting_since = self._loop.time()
+            data = await self._read()
+            self.waiting_since = None
+            self.idle = False
+            if not data:
+                if self._requests.in_message:
+                    raise ClientDisconnected("connection closed in the middle of a request head")
+                return None
+            self._requests.feed(data)
+        return events.popleft()  # type: ignore[return-value]
 
-    async def _start_next_cycle(self, exchange: Exchange) -> bool:
+    def close_if_silent(self, since: float) -> None:
+        """Close the connection if it has waited for a request head since before ``since``."""
+        if self.waiting_since is not None and self.waiting_since < since:
+            logger.debug("closing silent connection of %s", self._client_host)
+            self._writer.close()
+
+    async def _end_cycle(self) -> bool:
         """Prepare for the next request; return False when the connection must close."""
-        connection = self._h11
-        if connection.our_state is not h11.DONE:
+        if not self._response_done or self._close_after_response:
             return False
-        if connection.their_state is h11.SEND_BODY:
-            if not exchange.has_body:
-                # The EndOfMessage of a request without a body is already parsed.
-                await self.receive_body()
-            elif not await self._discard_body():
-                return False
-        if connection.their_state is not h11.DONE:
+        if not self._body_done and not await self._discard_body():
             return False
-        connection.start_next_cycle()
-        return True
+        return not self._requests.upgraded
 
     async def _discard_body(self) -> bool:
         """Read and drop the rest of a request body that the response did not need.
@@ -146,7 +181,7 @@ class ClientConnection:
         """
         # A client waiting for "100 Continue" has not sent its body and may
         # never send it, so only closing the connection is safe.
-        if self._h11.they_are_waiting_for_100_continue:
+        if self._waiting_for_continue:
             return False
         discarded = 0
         async with asyncio.timeout(KEEP_ALIVE_SECONDS):
@@ -159,26 +194,26 @@ class ClientConnection:
 
     async def receive_body(self) -> bytes:
         """Return the next chunk of the current request body, or b"" at its end."""
-        while True:
+        if self._body_done:
+            return b""
+        events = self._requests.events
+        while not events:
+            if self._waiting_for_continue:
+                self._waiting_for_continue = False
+                self._writer.write(_CONTINUE)
+            data = await self._read()
+            if not data:
+                raise ClientDisconnected("connection closed during the request body")
             try:
-                event = self._h11.next_event()
-            except h11.RemoteProtocolError as error:
+                self._requests.feed(data)
+            except http1.ProtocolError as error:
                 raise ClientDisconnected("invalid request body framing") from error
-            if event is h11.NEED_DATA:
-                if self._h11.they_are_waiting_for_100_continue:
-                    self._writer.write(
-                        self._h11.send(h11.InformationalResponse(status_code=100, headers=[]))
-                    )
-                self._h11.receive_data(await self._read())
-                continue
-            event_type = type(event)
-            if event_type is h11.Data:
-                return bytes(event.data)
-            if event_type is h11.EndOfMessage:
-                return b""
-            raise ClientDisconnected(
-                f"connection closed during the request body ({event_type.__name__})"
-            )
+        event = events.popleft()
+        if event is http1.END:
+            self._body_done = True
+            return b""
+        self._waiting_for_continue = False
+        return event  # type: ignore[return-value]
 
     def start_response(
         self, exchange: Exchange, status: int, headers: Headers, reason: bytes | None
@@ -186,21 +221,43 @@ class ClientConnection:
         if reason is None:
             reason = _REASON_PHRASES.get(status, b"")
         headers.append((b"x-request-id", exchange.request_id))
+        # A client still waiting for "100 Continue" will not send its body
+        # now, so the connection cannot be reused after this response.
+        if self._waiting_for_continue:
+            self._close_after_response = True
+        self._framing = self._choose_framing(exchange.method, status, headers)
+        if self._framing == _CHUNKED:
+            headers.append((b"transfer-encoding", b"chunked"))
+        elif self._framing == _UNTIL_CLOSE:
+            self._close_after_response = True
         if not self._lifecycle.serving:
             # Tell keep-alive clients not to reuse this connection, so that a
             # client following HTTP does not send a request on a connection
             # that the end of the stop closes.
+            self._close_after_response = True
+        if self._close_after_response:
             headers.append((b"connection", b"close"))
-        self._output.append(
-            self._h11.send(h11.Response(status_code=status, headers=headers, reason=reason))
-        )
+        self._response_started = True
+        self._output.append(http1.response_head(status, reason, headers))
+
+    def _choose_framing(self, method: bytes, status: int, headers: Headers) -> int:
+        if method == b"HEAD" or status in (204, 304):
+            return _NO_BODY
+        if any(name == b"content-length" for name, _ in headers):
+            return _LENGTH
+        if self._request is not None and self._request.http_version == "1.1":
+            return _CHUNKED
+        return _UNTIL_CLOSE
 
     def send_body(self, data: bytes) -> None:
-        if data:
-            self._output.append(self._h11.send(h11.Data(data=data)))
+        if not data or self._framing == _NO_BODY:
+            return
+        self._output.append(http1.chunk(data) if self._framing == _CHUNKED else data)
 
     def end_response(self) -> None:
-        self._output.append(self._h11.send(h11.EndOfMessage()))
+        if self._framing == _CHUNKED:
+            self._output.append(http1.LAST_CHUNK)
+        self._response_done = True
 
     async def flush(self) -> None:
         if self._output:
@@ -223,28 +280,33 @@ class ClientConnection:
         except ConnectionError as error:
             raise ClientDisconnected("connection lost while reading the request") from error
 
-    async def _send_bad_request(self, error: h11.RemoteProtocolError) -> None:
+    async def _send_bad_request(self, error: http1.ProtocolError) -> None:
         logger.info("invalid request from %s: %s", self._client_host, error)
-        # IDLE when the request line itself was invalid; h11 allows an error
-        # response from there.
-        if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        if self._response_started:
             return
         body = b'{"error":"invalid HTTP request"}'
-        response = h11.Response(
-            status_code=error.error_status_hint,
-            reason=_REASON_PHRASES.get(error.error_status_hint, b""),
-            headers=[
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode("ascii")),
-                (b"connection", b"close"),
-            ],
-        )
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode("ascii")),
+            (b"connection", b"close"),
+        ]
         try:
             self._writer.write(
-                self._h11.send(response)
-                + self._h11.send(h11.Data(data=body))
-                + self._h11.send(h11.EndOfMessage())
+                http1.response_head(error.status, _REASON_PHRASES.get(error.status, b""), headers)
+                + body
             )
             await self._writer.drain()
-        except (h11.LocalProtocolError, ConnectionError) as error:
-            logger.debug("could not send 400 to %s: %r", self._client_host, error)
+        except ConnectionError as write_error:
+            logger.debug(
+                "could not send %d to %s: %r", error.status, self._client_host, write_error
+            )
+
+
+async def close_silent_connections(connections: Iterable[ClientConnection]) -> None:
+    """Close connections silent for KEEP_ALIVE_SECONDS, every SWEEP_SECONDS, until cancelled."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        since = loop.time() - KEEP_ALIVE_SECONDS
+        for connection in list(connections):
+            connection.close_if_silent(since)

@@ -9,14 +9,13 @@ that call covers the whole exchange, body streaming included.
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-import h11
-
 if TYPE_CHECKING:
     from .connection import ClientConnection
+    from .http1 import RequestHead
 
 Handler = Callable[["Exchange"], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
@@ -29,9 +28,9 @@ class ClientDisconnected(Exception):
 class Exchange:
     """A request from a client and the state of the response sent to it.
 
-    The request fields are bytes as h11 parsed them (header names are
-    lowercase). The layers set ``admitted``, ``rejected`` and ``key_id`` so
-    that the layers outside them can tell what happened.
+    The request fields are bytes as parsed (header names are lowercase).
+    The layers set ``admitted``, ``rejected`` and ``key_id`` so that the
+    layers outside them can tell what happened.
     """
 
     __slots__ = (
@@ -43,6 +42,7 @@ class Exchange:
         "authorization",
         "control_token",
         "has_body",
+        "body_chunked",
         "client_host",
         "status",
         "admitted",
@@ -52,7 +52,7 @@ class Exchange:
     )
 
     def __init__(
-        self, connection: ClientConnection, request: h11.Request, client_host: bytes
+        self, connection: ClientConnection, request: RequestHead, client_host: bytes
     ) -> None:
         self.method: bytes = request.method
         self.target: bytes = request.target
@@ -63,6 +63,9 @@ class Exchange:
         self.authorization: bytes | None = None
         self.control_token: bytes | None = None
         self.has_body = False
+        # True when the body comes in chunks (Transfer-Encoding), not with a
+        # Content-Length; the request to the app is framed the same way.
+        self.body_chunked = False
         for name, value in request.headers:
             if name == b"x-request-id":
                 self.request_id = value
@@ -74,10 +77,11 @@ class Exchange:
                 self.has_body = value != b"0"
             elif name == b"transfer-encoding":
                 self.has_body = True
+                self.body_chunked = True
         if not self.request_id:
-            self.request_id = uuid.uuid4().hex.encode("ascii")
+            self.request_id = os.urandom(16).hex().encode("ascii")
 
-        # Response status once the head was handed to h11; 0 before.
+        # Response status once the head was queued; 0 before.
         self.status = 0
         # True once the request got a concurrency slot, so it reached the app.
         self.admitted = False

@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-import h11
-
+from . import http1
 from .exchange import Exchange, Headers, send_json
 from .upstream import UpstreamConnection, UpstreamError, UpstreamPool, UpstreamUnreachable
 
@@ -20,8 +19,9 @@ logger = logging.getLogger(__name__)
 # Hop-by-hop headers (RFC 9110, section 7.6.1) apply to one connection only.
 # NOTE: dropping Upgrade means WebSocket and other protocol upgrades are not
 # proxied; the app gets a plain HTTP request.
-# h11 frames each side itself: it keeps a request's Content-Length or
-# Transfer-Encoding and picks the response framing for the client.
+# A request keeps its Content-Length or Transfer-Encoding, and its body is
+# framed the same way to the app. A response's framing to the client is
+# chosen by the client connection, so the app's Transfer-Encoding is dropped.
 _HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -39,7 +39,7 @@ _HOP_BY_HOP = frozenset(
 _REQUEST_DROPPED = _HOP_BY_HOP | {b"expect", b"x-request-id"}
 _RESPONSE_DROPPED = _HOP_BY_HOP | {b"transfer-encoding", b"x-request-id"}
 # Framing headers stay even when a Connection header lists them: dropping them
-# would make h11 frame the body differently from what the client sends.
+# would frame the body differently from what the client sends.
 _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"host"})
 # Methods safe to send twice (RFC 9110, section 9.2.2).
 _IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
@@ -53,14 +53,14 @@ class Proxy:
         self._upstream_host_header = upstream_host_header
 
     async def __call__(self, exchange: Exchange) -> None:
-        request = h11.Request(
-            method=exchange.method, target=exchange.target, headers=self._request_headers(exchange)
+        head = http1.request_head(
+            exchange.method, exchange.target, self._request_headers(exchange)
         )
         connection: UpstreamConnection | None = None
         try:
             connection = await self._pool.acquire()
             try:
-                response = await self._send_request(exchange, connection, request)
+                response = await self._send_request(exchange, connection, head)
             except UpstreamError as error:
                 if not self._can_retry(exchange, connection):
                     raise
@@ -74,7 +74,7 @@ class Proxy:
                 connection.close()
                 connection = None
                 connection = await self._pool.connect()
-                response = await self._send_request(exchange, connection, request)
+                response = await self._send_request(exchange, connection, head)
             await self._relay_response(exchange, connection, response)
         except UpstreamError as error:
             if connection is not None:
@@ -128,42 +128,42 @@ class Proxy:
 
     @staticmethod
     async def _send_request(
-        exchange: Exchange, connection: UpstreamConnection, request: h11.Request
-    ) -> h11.Response:
-        protocol = connection.protocol
-        pending = protocol.send(request)
+        exchange: Exchange, connection: UpstreamConnection, head: bytes
+    ) -> http1.ResponseHead:
+        connection.start_request(exchange.method)
+        pending = head
         if exchange.has_body:
+            chunked = exchange.body_chunked
             while chunk := await exchange.receive_body():
-                await connection.write(pending + protocol.send(h11.Data(data=chunk)))
+                await connection.write(pending + (http1.chunk(chunk) if chunked else chunk))
                 pending = b""
-        await connection.write(pending + protocol.send(h11.EndOfMessage()))
+            if chunked:
+                pending += http1.LAST_CHUNK
+        if pending:
+            await connection.write(pending)
 
         while True:
             event = await connection.next_event()
-            if type(event) is h11.Response:
+            if type(event) is http1.ResponseHead:
                 return event
-            # Informational (1xx) responses are skipped, because the sidecar
-            # already sent "100 Continue" to the client itself.
 
     @staticmethod
     async def _relay_response(
-        exchange: Exchange, connection: UpstreamConnection, response: h11.Response
+        exchange: Exchange, connection: UpstreamConnection, response: http1.ResponseHead
     ) -> None:
         headers = _forward_headers(response.headers, _RESPONSE_DROPPED)
-        exchange.start_response(response.status_code, headers, response.reason)
+        exchange.start_response(response.status, headers, response.reason)
         while True:
             event = connection.next_buffered_event()
-            if event is h11.NEED_DATA:
+            if event is None:
                 await exchange.flush()
                 await connection.receive()
                 continue
-            event_type = type(event)
-            if event_type is h11.Data:
-                exchange.send_body(event.data)
-            elif event_type is h11.EndOfMessage:
+            if event is http1.END:
                 exchange.end_response()
                 await exchange.flush()
                 return
+            exchange.send_body(event)  # type: ignore[arg-type]
 
     @staticmethod
     async def _report_failure(exchange: Exchange, error: UpstreamError) -> None:

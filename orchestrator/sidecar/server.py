@@ -12,7 +12,7 @@ from .admission import AdmissionLayer
 from .auth import AuthLayer, KeyStore
 from .concurrency import ConcurrencyLayer
 from .config import SidecarConfig
-from .connection import ClientConnection
+from .connection import ClientConnection, close_silent_connections
 from .control import ControlEndpoints, is_control_path
 from .exchange import Exchange, Handler, send_json
 from .health import HealthEndpoint
@@ -157,6 +157,7 @@ async def serve(config: SidecarConfig, keys: KeyStore | None) -> int:
 
     _handle_stop_signals(lifecycle)
     lease_watch = asyncio.create_task(lifecycle.watch_lease())
+    sweep = asyncio.create_task(close_silent_connections(connections))
     reason = await lifecycle.wait_for_stop_request()
     lease_watch.cancel()
 
@@ -165,6 +166,7 @@ async def serve(config: SidecarConfig, keys: KeyStore | None) -> int:
     lifecycle.mark_stopped()
     server.close()
     await _close_connections(connections)
+    sweep.cancel()
     pool.close()
     logger.info("closed the listener")
 

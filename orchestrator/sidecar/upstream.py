@@ -11,7 +11,7 @@ import asyncio
 import collections
 import logging
 
-import h11
+from . import http1
 
 logger = logging.getLogger(__name__)
 
@@ -27,21 +27,30 @@ class UpstreamUnreachable(UpstreamError):
 
 
 class UpstreamConnection:
-    """One keep-alive connection to the app with its h11 client state."""
+    """One keep-alive connection to the app and the parser of its responses."""
 
-    __slots__ = ("reader", "writer", "protocol", "reused")
+    __slots__ = ("reader", "writer", "responses", "reused", "reusable", "_keep_alive")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.protocol = h11.Connection(h11.CLIENT)
+        self.responses = http1.ResponseReader()
         # True when an earlier request used this connection, so the app may
         # have closed it by now.
         self.reused = False
+        # Set once a response has ended and the app offered to keep the
+        # connection open.
+        self.reusable = False
+        self._keep_alive = False
 
     @property
     def closed(self) -> bool:
         return self.writer.is_closing() or self.reader.at_eof()
+
+    def start_request(self, method: bytes) -> None:
+        """Prepare for a new request with ``method``, before writing any of it."""
+        self.reusable = False
+        self.responses.expect(method)
 
     async def write(self, data: bytes) -> None:
         self.writer.write(data)
@@ -50,33 +59,43 @@ class UpstreamConnection:
         except OSError as error:
             raise UpstreamError(f"connection to the app lost while sending: {error}") from error
 
-    async def next_event(self) -> h11.Event | type[h11.NEED_DATA]:
-        """Return the next response event, reading from the app as needed."""
+    async def next_event(self) -> object:
+        """Return the next response event (a head, body bytes or END), reading as needed."""
         while True:
             event = self.next_buffered_event()
-            if event is not h11.NEED_DATA:
+            if event is not None:
                 return event
             await self.receive()
 
     async def receive(self) -> None:
-        """Read what the app sent next into the h11 buffer (b"" at end of stream)."""
+        """Read what the app sent next and parse it."""
         try:
             data = await self.reader.read(READ_SIZE)
         except OSError as error:
             raise UpstreamError(f"connection to the app lost while receiving: {error}") from error
-        self.protocol.receive_data(data)
+        try:
+            if data:
+                self.responses.feed(data)
+                return
+            self.responses.feed_eof()
+        except http1.ProtocolError as error:
+            raise UpstreamError(f"invalid HTTP response from the app: {error}") from error
+        if not self.responses.events:
+            raise UpstreamError("the app closed the connection before responding")
 
     def close(self) -> None:
         self.writer.close()
 
-    def next_buffered_event(self) -> h11.Event | type[h11.NEED_DATA]:
-        """Return the next event already received, or NEED_DATA."""
-        try:
-            event = self.protocol.next_event()
-        except h11.RemoteProtocolError as error:
-            raise UpstreamError(f"invalid HTTP response from the app: {error}") from error
-        if type(event) is h11.ConnectionClosed:
-            raise UpstreamError("the app closed the connection before responding")
+    def next_buffered_event(self) -> object | None:
+        """Return the next event already received, or None."""
+        events = self.responses.events
+        if not events:
+            return None
+        event = events.popleft()
+        if type(event) is http1.ResponseHead:
+            self._keep_alive = event.keep_alive
+        elif event is http1.END:
+            self.reusable = self._keep_alive
         return event
 
 
@@ -112,18 +131,15 @@ class UpstreamPool:
 
     def release(self, connection: UpstreamConnection) -> None:
         """Keep a connection whose exchange completed for reuse, or close it."""
-        protocol = connection.protocol
-        reusable = (
-            protocol.our_state is h11.DONE
-            and protocol.their_state is h11.DONE
+        if (
+            connection.reusable
+            and not connection.responses.events
             and len(self._idle) < self._max_idle
             and not connection.closed
-        )
-        if not reusable:
-            connection.close()
+        ):
+            self._idle.append(connection)
             return
-        protocol.start_next_cycle()
-        self._idle.append(connection)
+        connection.close()
 
     def close(self) -> None:
         while self._idle:
@@ -164,25 +180,23 @@ async def _fetch_on(
     max_body: int,
 ) -> tuple[int, bytes]:
     try:
-        protocol = connection.protocol
-        request = h11.Request(method=method, target=target, headers=headers)
-        await connection.write(protocol.send(request) + protocol.send(h11.EndOfMessage()))
+        connection.start_request(method)
+        await connection.write(http1.request_head(method, target, headers))
 
         status = 0
         body = bytearray()
         while True:
             event = await connection.next_event()
-            event_type = type(event)
-            if event_type is h11.Response:
-                status = event.status_code
-            elif event_type is h11.Data:
-                body += event.data
+            if type(event) is http1.ResponseHead:
+                status = event.status
+            elif event is http1.END:
+                break
+            else:
+                body += event  # type: ignore[operator]
                 if len(body) > max_body:
                     raise UpstreamError(
                         f"response of the app to {target.decode()} exceeds {max_body} bytes"
                     )
-            elif event_type is h11.EndOfMessage:
-                break
     except BaseException:
         connection.close()
         raise

@@ -17,7 +17,7 @@ from orchestrator.errors import OptionError
 
 # Host-side modules and packages, which no file copied into an image may import.
 HOST_ONLY_MODULES = ("cli", "engine", "build", "lock", "refs", "config", "machines", "environment", "sidecar")
-HOST_ONLY_PACKAGES = ("docker", "click", "yaml", "rich", "tenacity", "h11", "uv")
+HOST_ONLY_PACKAGES = ("docker", "click", "yaml", "rich", "tenacity", "httptools", "uv")
 
 
 def make_spec(**changes: Any) -> EnvironmentSpec:
