@@ -8,15 +8,15 @@ transient failures are retried.
 from __future__ import annotations
 
 import functools
-import http.client
 import json
 import logging
 import os
-import socket
 import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import engine_socket
+from .engine_socket import SocketClient, socket_client, unreachable_message, versioned
 from .errors import EngineError
 
 if TYPE_CHECKING:
@@ -25,18 +25,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def _engine_address() -> str:
-    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-
-
-def unreachable_message(error: Exception) -> str:
-    return (
-        f"cannot reach the Docker engine at {_engine_address()} ({type(error).__name__}). "
-        f"Start it (for example 'sudo systemctl start docker', or 'sudo dockerd &') "
-        f"or point DOCKER_HOST at a running engine."
-    )
 
 
 def _errors() -> Any:
@@ -90,56 +78,14 @@ def mapped_errors(func: Callable[..., T]) -> Callable[..., T]:
     return call
 
 
-class _UnixSocketConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.socket_path)
-
-
-class _SocketClient:
-    """Plain HTTP over the engine's Unix socket, for the calls of a cache hit.
-
-    Importing the Docker SDK takes about 0.15 s, longer than the whole lookup
-    of an up-to-date image, so lookups go through here when the engine is on
-    a Unix socket, and the SDK is loaded only for real work.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def get(self, url: str) -> tuple[int, Any]:
-        connection = _UnixSocketConnection(self.path, timeout=30)
-        try:
-            connection.request("GET", url)
-            response = connection.getresponse()
-            body = response.read()
-        except OSError as error:
-            raise EngineError(unreachable_message(error)) from error
-        finally:
-            connection.close()
-        if response.status >= 500:
-            raise EngineError(f"the Docker engine failed on GET {url}: {body[:200]!r}")
-        return response.status, json.loads(body) if body.startswith((b"{", b"[")) else body
-
-
-def _socket_client() -> _SocketClient | None:
-    address = _engine_address()
-    if address.startswith("unix://"):
-        return _SocketClient(address[len("unix://"):])
-    return None
-
-
 class Engine:
     """A connection to one Docker engine; the Docker SDK client is made on first use."""
 
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         self._client = client
-        self._socket = None if client is not None else _socket_client()
+        # Set when the engine is on a Unix socket, so that lookups and
+        # container calls can skip importing the SDK.
+        self.socket: SocketClient | None = None if client is not None else socket_client()
 
     @property
     def client(self) -> docker.DockerClient:
@@ -162,8 +108,8 @@ class Engine:
     def connect(cls) -> Engine:
         """Connect and check that the engine responds to a ping."""
         engine = cls()
-        if engine._socket is not None:
-            engine._socket.get("/_ping")
+        if engine.socket is not None:
+            engine.socket.get("/_ping")
         else:
             mapped_errors(engine.client.ping)()
         return engine
@@ -172,8 +118,8 @@ class Engine:
 
     def image(self, reference: str) -> dict[str, Any] | None:
         """Return ``docker image inspect`` data, or None when the image is absent."""
-        if self._socket is not None:
-            status, body = self._socket.get(f"/images/{urllib.parse.quote(reference, safe='/:@')}/json")
+        if self.socket is not None:
+            status, body = self.socket.get(f"/images/{urllib.parse.quote(reference, safe='/:@')}/json")
             return body if status == 200 else None
         return self._image_through_sdk(reference)
 
@@ -213,6 +159,13 @@ class Engine:
         """Run a classic-builder build and yield its decoded progress messages."""
         yield from self.api.build(decode=True, rm=True, forcerm=True, **kwargs)
 
+    def info(self) -> dict[str, Any]:
+        """Return ``docker info`` data: CPUs, memory, runtimes."""
+        if self.socket is not None:
+            _, body = self.socket.get("/info")
+            return body
+        return mapped_errors(self.client.info)()
+
     @mapped_errors
     def version(self) -> dict[str, Any]:
         return self.api.version()
@@ -235,52 +188,131 @@ class GpuUnavailable(EngineError):
 
 
 class ContainerEngine:
-    """Container calls of ``Engine``, kept apart from image calls for readability."""
+    """Container calls of ``Engine``, kept apart from image calls for readability.
+
+    Containers are described by Engine API bodies (``Image``, ``Env``,
+    ``HostConfig``, ...), so the same description goes to the engine's
+    socket directly or through the SDK.
+    """
 
     def __init__(self, engine: Engine) -> None:
-        self.api = engine.api
-        self.client = engine.client
+        self._engine = engine
+        self._socket = engine.socket
+
+    @property
+    def api(self) -> Any:
+        """The SDK's low-level client, for calls this class does not cover."""
+        return self._engine.api
+
+    def create(self, name: str, config: dict[str, Any]) -> str:
+        """Create a container from an Engine API body and return its ID."""
+        if self._socket is None:
+            return self._create_through_sdk(name, config)
+        url = versioned(f"/containers/create?name={urllib.parse.quote(name)}")
+        status, body = self._socket.request("POST", url, config)
+        if status != 201:
+            raise EngineError(f"cannot create container {name}: {engine_socket.error_message(body)}")
+        return body["Id"]
 
     @mapped_errors
-    def create(self, **kwargs: Any) -> str:
-        """Create a container and return its ID (``create_container`` arguments)."""
-        return self.api.create_container(**kwargs)["Id"]
+    def _create_through_sdk(self, name: str, config: dict[str, Any]) -> str:
+        try:
+            return self.api.create_container_from_config(config, name=name)["Id"]
+        except _errors().APIError as error:
+            raise EngineError(f"cannot create container {name}: {error.explanation or error}") from error
 
-    @mapped_errors
     def start(self, container_id: str) -> None:
+        if self._socket is None:
+            self._start_through_sdk(container_id)
+            return
+        status, body = self._socket.request("POST", versioned(f"/containers/{container_id}/start"))
+        if status not in (204, 304):
+            self._raise_start_error(container_id, engine_socket.error_message(body))
+
+    @mapped_errors
+    def _start_through_sdk(self, container_id: str) -> None:
         try:
             self.api.start(container_id)
         except _errors().APIError as error:
-            explanation = str(error.explanation or error)
-            if "could not select device driver" in explanation:
-                raise GpuUnavailable(explanation) from error
-            raise EngineError(f"cannot start container {container_id[:12]}: {explanation}") from error
+            self._raise_start_error(container_id, str(error.explanation or error))
+
+    @staticmethod
+    def _raise_start_error(container_id: str, explanation: str) -> None:
+        if "could not select device driver" in explanation:
+            raise GpuUnavailable(explanation)
+        raise EngineError(f"cannot start container {container_id[:12]}: {explanation}")
+
+    def wait(self, container_id: str, condition: str = "not-running") -> int:
+        """Block until the container meets ``condition``; return its exit code (-1 if gone)."""
+        if self._socket is None:
+            return self._wait_through_sdk(container_id, condition)
+        url = versioned(f"/containers/{container_id}/wait?condition={condition}")
+        response = self._socket.open("POST", url, timeout=None)
+        try:
+            body = response.read()
+        finally:
+            engine_socket.close(response)
+        if response.status == 404:
+            return -1
+        if response.status != 200:
+            raise EngineError(f"cannot wait for container {container_id[:12]}: {body[:200]!r}")
+        return int(json.loads(body)["StatusCode"])
 
     @mapped_errors
-    def wait(self, container_id: str, condition: str = "not-running") -> int:
-        """Block until the container meets ``condition``; return its exit code."""
+    def _wait_through_sdk(self, container_id: str, condition: str) -> int:
         try:
             return int(self.api.wait(container_id, timeout=None, condition=condition)["StatusCode"])
         except _errors().NotFound:
             return -1
 
-    @mapped_errors
     def logs(self, container_id: str) -> Iterator[bytes]:
         """Follow the container's output as chunks; ends when the container stops."""
+        if self._socket is None:
+            yield from self._logs_through_sdk(container_id)
+            return
+        url = versioned(f"/containers/{container_id}/logs?follow=1&stdout=1&stderr=1")
+        response = self._socket.open("GET", url, timeout=None)
+        if response.status != 200:
+            engine_socket.close(response)
+            return
+        yield from engine_socket.log_frames(response)
+
+    @mapped_errors
+    def _logs_through_sdk(self, container_id: str) -> Iterator[bytes]:
         try:
             yield from self.api.logs(container_id, stream=True, follow=True, stdout=True, stderr=True)
         except _errors().NotFound:
             return
 
-    @mapped_errors
     def stop(self, container_id: str, timeout: int) -> None:
+        if self._socket is None:
+            self._stop_through_sdk(container_id, timeout)
+            return
+        url = versioned(f"/containers/{container_id}/stop?t={timeout}")
+        status, body = self._socket.request("POST", url, timeout=timeout + 30)
+        if status not in (204, 304, 404):
+            raise EngineError(f"cannot stop container {container_id[:12]}: {engine_socket.error_message(body)}")
+
+    @mapped_errors
+    def _stop_through_sdk(self, container_id: str, timeout: int) -> None:
         try:
             self.api.stop(container_id, timeout=timeout)
         except _errors().NotFound:
             pass
 
-    @mapped_errors
     def remove(self, container_id: str) -> None:
+        """Remove a container by force; one that is gone or being removed is fine."""
+        if self._socket is None:
+            self._remove_through_sdk(container_id)
+            return
+        status, body = self._socket.request("DELETE", versioned(f"/containers/{container_id}?force=1"))
+        message = engine_socket.error_message(body)
+        if status in (204, 404) or "already in progress" in message:
+            return
+        raise EngineError(f"cannot remove container {container_id[:12]}: {message}")
+
+    @mapped_errors
+    def _remove_through_sdk(self, container_id: str) -> None:
         try:
             self.api.remove_container(container_id, force=True)
         except _errors().NotFound:
@@ -289,13 +321,37 @@ class ContainerEngine:
             if "already in progress" not in str(error):
                 raise
 
-    @mapped_errors
     def list(self, label: str) -> list[dict[str, Any]]:
-        return self.api.containers(all=True, filters={"label": label})
+        """Return the containers with ``label``, running or not."""
+        if self._socket is None:
+            return mapped_errors(self.api.containers)(all=True, filters={"label": label})
+        filters = urllib.parse.quote(json.dumps({"label": [label]}))
+        status, body = self._socket.request("GET", versioned(f"/containers/json?all=1&filters={filters}"))
+        if status != 200:
+            raise EngineError(f"cannot list containers with label {label}: {engine_socket.error_message(body)}")
+        return body
+
+    def inspect(self, container_id: str) -> dict[str, Any] | None:
+        """Return ``docker container inspect`` data, or None when the container is gone."""
+        if self._socket is None:
+            return self._inspect_through_sdk(container_id)
+        status, body = self._socket.request("GET", versioned(f"/containers/{container_id}/json"))
+        if status == 404:
+            return None
+        if status != 200:
+            raise EngineError(f"cannot inspect container {container_id[:12]}: {engine_socket.error_message(body)}")
+        return body
 
     @mapped_errors
+    def _inspect_through_sdk(self, container_id: str) -> dict[str, Any] | None:
+        try:
+            return self.api.inspect_container(container_id)
+        except _errors().NotFound:
+            return None
+
     def published_port(self, container_id: str, container_port: str) -> int:
-        ports = self.api.inspect_container(container_id)["NetworkSettings"]["Ports"] or {}
+        details = self.inspect(container_id) or {}
+        ports = (details.get("NetworkSettings") or {}).get("Ports") or {}
         bindings = ports.get(container_port) or []
         if not bindings:
             raise EngineError(f"container {container_id[:12]} publishes no port for {container_port}")

@@ -201,7 +201,7 @@ def _team(flag: str | None, declaration: refs.Declaration) -> str:
 
 def _fit_to_engine(machine: MachineType, engine: Engine) -> MachineType:
     """Cap the CPU limit at what the engine has; Docker rejects a larger one."""
-    available = engine.client.info().get("NCPU") or machine.cpus
+    available = engine.info().get("NCPU") or machine.cpus
     if machine.cpus <= available:
         return machine
     click.echo(

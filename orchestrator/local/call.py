@@ -16,8 +16,8 @@ logger = logging.getLogger(__name__)
 def call_once(engine: Engine, spec: RunSpec) -> int:
     """Run the function's container to completion, streaming its output."""
     containers = ContainerEngine(engine)
-    config = app_container(spec, containers.api, sidecar_id="", mode="call")
-    container_id = containers.create(**config)
+    config = app_container(spec, sidecar_id="", mode="call")
+    container_id = containers.create(spec.container_name("app"), config)
     watch = ContainerWatch(containers, container_id, lambda line: print(line, flush=True))
     try:
         watch.start_waiting()

@@ -110,11 +110,12 @@ class LocalRun:
 
     def start(self) -> None:
         logger.info("starting run %s of %s", self.spec.run_id, self.spec.app_name)
-        sidecar_id = self.containers.create(**sidecar_container(self.spec, self.containers.api))
+        spec = self.spec
+        sidecar_id = self.containers.create(spec.container_name("sidecar"), sidecar_container(spec))
         self.sidecar = ContainerWatch(self.containers, sidecar_id, self._sidecar_line)
         # Both are created before either starts, so that the app starts right
         # after the sidecar, whose network namespace it joins.
-        app_id = self.containers.create(**app_container(self.spec, self.containers.api, sidecar_id))
+        app_id = self.containers.create(spec.container_name("app"), app_container(spec, sidecar_id))
         self.app = ContainerWatch(self.containers, app_id, self.print_app_line)
 
         self.sidecar.start_waiting()

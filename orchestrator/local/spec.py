@@ -13,8 +13,6 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-import docker.types
-
 from ..machines import MachineType
 
 LABEL = "org.orchestrator"
@@ -68,9 +66,9 @@ class RunSpec:
         }
 
 
-def sidecar_container(spec: RunSpec, api: Any, *, network: str | None = None,
+def sidecar_container(spec: RunSpec, *, network: str | None = None,
                       auto_remove: bool = True) -> dict[str, Any]:
-    """Arguments of ``create_container`` for the sidecar.
+    """Engine API body that creates the sidecar container.
 
     Without ``network``, as in a local run, the sidecar publishes its port on
     127.0.0.1. With one, it joins that network and publishes nothing, because
@@ -90,33 +88,34 @@ def sidecar_container(spec: RunSpec, api: Any, *, network: str | None = None,
         "ORCH_LEASE_SECONDS": str(spec.lease_seconds),
         "ORCH_DRAIN_SECONDS": str(spec.drain_seconds),
     }
-    publish = {} if network else {"port_bindings": {f"{SIDECAR_PORT}/tcp": ("127.0.0.1", spec.host_port)}}
-    host_config = api.create_host_config(
-        auto_remove=auto_remove,
-        binds={spec.keys_dir: {"bind": "/run/orchestrator", "mode": "ro"}},
-        mem_limit="128m",
-        init=True,
-        network_mode=network,
-        **publish,
-    )
-    arguments = {
-        "image": spec.sidecar_image,
-        "name": spec.container_name("sidecar"),
-        "environment": environment,
-        "labels": spec.labels("sidecar"),
-        "ports": [SIDECAR_PORT],
-        "host_config": host_config,
+    port = f"{SIDECAR_PORT}/tcp"
+    host_config: dict[str, Any] = {
+        "AutoRemove": auto_remove,
+        "Binds": [f"{spec.keys_dir}:/run/orchestrator:ro"],
+        "Memory": 128 * 2**20,
+        "Init": True,
+    }
+    config: dict[str, Any] = {
+        "Image": spec.sidecar_image,
+        "Env": _env_list(environment),
+        "Labels": spec.labels("sidecar"),
+        "ExposedPorts": {port: {}},
+        "HostConfig": host_config,
     }
     if network:
-        arguments["networking_config"] = api.create_networking_config(
-            {network: api.create_endpoint_config(aliases=[spec.container_name("sidecar")])}
-        )
-    return arguments
+        host_config["NetworkMode"] = network
+        config["NetworkingConfig"] = {
+            "EndpointsConfig": {network: {"Aliases": [spec.container_name("sidecar")]}}
+        }
+    else:
+        host_port = str(spec.host_port) if spec.host_port else ""
+        host_config["PortBindings"] = {port: [{"HostIp": "127.0.0.1", "HostPort": host_port}]}
+    return config
 
 
-def app_container(spec: RunSpec, api: Any, sidecar_id: str, *, mode: str = "serve",
+def app_container(spec: RunSpec, sidecar_id: str, *, mode: str = "serve",
                   auto_remove: bool = True) -> dict[str, Any]:
-    """Arguments of ``create_container`` for the app, sized by its machine type."""
+    """Engine API body that creates the app container, sized by its machine type."""
     environment = dict(spec.app_env)
     environment.update({
         "ORCH_MODE": mode,
@@ -128,29 +127,30 @@ def app_container(spec: RunSpec, api: Any, sidecar_id: str, *, mode: str = "serv
         "ORCH_TEAM": spec.team,
         "ORCH_ENV": spec.env_name,
     })
-    host_config = api.create_host_config(
-        auto_remove=auto_remove,
-        network_mode=f"container:{sidecar_id}" if sidecar_id else None,
-        **resources(spec.machine),
-    )
+    host_config: dict[str, Any] = {"AutoRemove": auto_remove, **resources(spec.machine)}
+    if sidecar_id:
+        host_config["NetworkMode"] = f"container:{sidecar_id}"
     return {
-        "image": spec.image,
-        "name": spec.container_name("app"),
-        "environment": environment,
-        "labels": spec.labels("app"),
-        "host_config": host_config,
-        "stop_signal": "SIGTERM",
+        "Image": spec.image,
+        "Env": _env_list(environment),
+        "Labels": spec.labels("app"),
+        "StopSignal": "SIGTERM",
+        "HostConfig": host_config,
     }
 
 
 def resources(machine: MachineType) -> dict[str, Any]:
-    """Container limits for a machine type; GPU types ask for that many GPUs."""
+    """Host config limits for a machine type; GPU types ask for that many GPUs."""
     limits: dict[str, Any] = {
-        "nano_cpus": int(machine.cpus * 1e9),
-        "mem_limit": machine.memory_bytes,
+        "NanoCpus": int(machine.cpus * 1e9),
+        "Memory": machine.memory_bytes,
     }
     if machine.is_gpu:
-        limits["device_requests"] = [
-            docker.types.DeviceRequest(count=machine.gpus, capabilities=[["gpu"]])
+        limits["DeviceRequests"] = [
+            {"Driver": "", "Count": machine.gpus, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}
         ]
     return limits
+
+
+def _env_list(environment: Mapping[str, str]) -> list[str]:
+    return [f"{name}={value}" for name, value in environment.items()]

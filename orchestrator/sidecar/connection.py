@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from . import http1
+from .channel import Channel, ChannelClosed
 from .exchange import ClientDisconnected, Exchange, Handler, Headers, send_json
 from .lifecycle import Lifecycle
 
 logger = logging.getLogger(__name__)
 
-READ_SIZE = 65536
 # How long an idle keep-alive connection, or a client sending a request head,
 # may stay silent. Longer than the 60 s idle timeouts common in load
 # balancers, so those close first and never reuse a connection we just closed.
@@ -47,17 +47,14 @@ class ClientConnection:
     """Serves the requests of one client connection through ``handler``."""
 
     def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        handler: Handler,
-        lifecycle: Lifecycle,
+        self, handler: Handler, lifecycle: Lifecycle, on_connected: Callable[[ClientConnection], None]
     ) -> None:
-        self._reader = reader
-        self._writer = writer
         self._handler = handler
         self._lifecycle = lifecycle
         self._requests = http1.RequestReader()
+        self.channel = Channel(
+            self._requests.feed, self._requests.events, on_connected=lambda: on_connected(self)
+        )
         self._output: list[bytes] = []
         self._aborted = False
         # True while waiting for the first byte of the next request, so that
@@ -67,8 +64,7 @@ class ClientConnection:
         # None; close_silent_connections() reads it.
         self.waiting_since: float | None = None
         self._loop = asyncio.get_running_loop()
-        peer = writer.get_extra_info("peername")
-        self._client_host = str(peer[0]).encode("ascii") if peer else b""
+        self._client_host = b""
 
         # State of the current request and its response.
         self._request: http1.RequestHead | None = None
@@ -81,6 +77,8 @@ class ClientConnection:
 
     async def serve(self) -> None:
         """Serve requests until the client closes, an error occurs or the sidecar stops."""
+        peer = self.channel.transport.get_extra_info("peername")
+        self._client_host = str(peer[0]).encode("ascii") if peer else b""
         try:
             while await self._serve_one():
                 pass
@@ -95,11 +93,11 @@ class ClientConnection:
     async def _close(self) -> None:
         # Wait until the transport has written out its buffer: the process may
         # exit soon after a stop, and the last response must not be lost.
-        self._writer.close()
+        self.channel.close()
         try:
             async with asyncio.timeout(CLOSE_SECONDS):
-                await self._writer.wait_closed()
-        except (OSError, TimeoutError) as error:
+                await self.channel.wait_closed()
+        except TimeoutError as error:
             logger.debug("closing connection of %s: %r", self._client_host, error)
 
     async def _serve_one(self) -> bool:
@@ -140,29 +138,31 @@ class ClientConnection:
 
     async def _receive_request(self) -> http1.RequestHead | None:
         events = self._requests.events
+        channel = self.channel
         while not events:
             if self._requests.upgraded:
+                return None
+            if channel.at_eof:
+                if self._requests.in_message:
+                    raise ClientDisconnected("connection closed in the middle of a request head")
                 return None
             if not self._requests.in_message:
                 if self._lifecycle.stopped:
                     return None
                 self.idle = True
             self.waiting_since = self._loop.time()
-            data = await self._read()
-            self.waiting_since = None
-            self.idle = False
-            if not data:
-                if self._requests.in_message:
-                    raise ClientDisconnected("connection closed in the middle of a request head")
-                return None
-            self._requests.feed(data)
+            try:
+                await channel.wait_for_events()
+            finally:
+                self.waiting_since = None
+                self.idle = False
         return events.popleft()  # type: ignore[return-value]
 
     def close_if_silent(self, since: float) -> None:
         """Close the connection if it has waited for a request head since before ``since``."""
         if self.waiting_since is not None and self.waiting_since < since:
             logger.debug("closing silent connection of %s", self._client_host)
-            self._writer.close()
+            self.channel.close()
 
     async def _end_cycle(self) -> bool:
         """Prepare for the next request; return False when the connection must close."""
@@ -198,14 +198,13 @@ class ClientConnection:
             return b""
         events = self._requests.events
         while not events:
+            if self.channel.at_eof:
+                raise ClientDisconnected("connection closed during the request body")
             if self._waiting_for_continue:
                 self._waiting_for_continue = False
-                self._writer.write(_CONTINUE)
-            data = await self._read()
-            if not data:
-                raise ClientDisconnected("connection closed during the request body")
+                self.channel.write(_CONTINUE)
             try:
-                self._requests.feed(data)
+                await self.channel.wait_for_events()
             except http1.ProtocolError as error:
                 raise ClientDisconnected("invalid request body framing") from error
         event = events.popleft()
@@ -263,22 +262,16 @@ class ClientConnection:
         if self._output:
             data = b"".join(self._output) if len(self._output) > 1 else self._output[0]
             self._output.clear()
-            self._writer.write(data)
+            self.channel.write(data)
         try:
-            await self._writer.drain()
-        except ConnectionError as error:
+            await self.channel.drain()
+        except ChannelClosed as error:
             raise ClientDisconnected("connection lost while sending the response") from error
 
     def abort(self) -> None:
         self._aborted = True
         self._output.clear()
-        self._writer.close()
-
-    async def _read(self) -> bytes:
-        try:
-            return await self._reader.read(READ_SIZE)
-        except ConnectionError as error:
-            raise ClientDisconnected("connection lost while reading the request") from error
+        self.channel.close()
 
     async def _send_bad_request(self, error: http1.ProtocolError) -> None:
         logger.info("invalid request from %s: %s", self._client_host, error)
@@ -291,12 +284,12 @@ class ClientConnection:
             (b"connection", b"close"),
         ]
         try:
-            self._writer.write(
+            self.channel.write(
                 http1.response_head(error.status, _REASON_PHRASES.get(error.status, b""), headers)
                 + body
             )
-            await self._writer.drain()
-        except ConnectionError as write_error:
+            await self.channel.drain()
+        except ChannelClosed as write_error:
             logger.debug(
                 "could not send %d to %s: %r", error.status, self._client_host, write_error
             )

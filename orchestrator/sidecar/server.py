@@ -12,6 +12,7 @@ from .admission import AdmissionLayer
 from .auth import AuthLayer, KeyStore
 from .concurrency import ConcurrencyLayer
 from .config import SidecarConfig
+from .channel import Channel
 from .connection import ClientConnection, close_silent_connections
 from .control import ControlEndpoints, is_control_path
 from .exchange import Exchange, Handler, send_json
@@ -138,17 +139,22 @@ async def serve(config: SidecarConfig, keys: KeyStore | None) -> int:
     handler = build_handler(config, keys, lifecycle, pool, metrics)
     connections: dict[ClientConnection, asyncio.Task[Any]] = {}
 
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connection = ClientConnection(reader, writer, handler, lifecycle)
-        connections[connection] = asyncio.current_task()  # type: ignore[assignment]
+    async def serve_connection(connection: ClientConnection) -> None:
         try:
             await connection.serve()
         finally:
             del connections[connection]
 
+    def start_serving(connection: ClientConnection) -> None:
+        connections[connection] = loop.create_task(serve_connection(connection))
+
+    def make_protocol() -> Channel:
+        return ClientConnection(handler, lifecycle, on_connected=start_serving).channel
+
     logger.info("starting: %s", config.describe())
+    loop = asyncio.get_running_loop()
     try:
-        server = await asyncio.start_server(accept, config.host, config.port, backlog=1024)
+        server = await loop.create_server(make_protocol, config.host, config.port, backlog=1024)
     except OSError as error:
         logger.error("cannot listen on %s:%d: %s", config.host, config.port, error)
         return 1

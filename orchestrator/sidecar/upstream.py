@@ -12,10 +12,9 @@ import collections
 import logging
 
 from . import http1
+from .channel import Channel, ChannelClosed
 
 logger = logging.getLogger(__name__)
-
-READ_SIZE = 65536
 
 
 class UpstreamError(Exception):
@@ -29,12 +28,13 @@ class UpstreamUnreachable(UpstreamError):
 class UpstreamConnection:
     """One keep-alive connection to the app and the parser of its responses."""
 
-    __slots__ = ("reader", "writer", "responses", "reused", "reusable", "_keep_alive")
+    __slots__ = ("channel", "responses", "reused", "reusable", "_keep_alive")
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self) -> None:
         self.responses = http1.ResponseReader()
+        self.channel = Channel(
+            self.responses.feed, self.responses.events, feed_eof=self.responses.feed_eof
+        )
         # True when an earlier request used this connection, so the app may
         # have closed it by now.
         self.reused = False
@@ -45,7 +45,7 @@ class UpstreamConnection:
 
     @property
     def closed(self) -> bool:
-        return self.writer.is_closing() or self.reader.at_eof()
+        return self.channel.closing
 
     def start_request(self, method: bytes) -> None:
         """Prepare for a new request with ``method``, before writing any of it."""
@@ -53,11 +53,11 @@ class UpstreamConnection:
         self.responses.expect(method)
 
     async def write(self, data: bytes) -> None:
-        self.writer.write(data)
+        self.channel.write(data)
         try:
-            await self.writer.drain()
-        except OSError as error:
-            raise UpstreamError(f"connection to the app lost while sending: {error}") from error
+            await self.channel.drain()
+        except ChannelClosed as error:
+            raise UpstreamError("connection to the app lost while sending") from error
 
     async def next_event(self) -> object:
         """Return the next response event (a head, body bytes or END), reading as needed."""
@@ -68,23 +68,17 @@ class UpstreamConnection:
             await self.receive()
 
     async def receive(self) -> None:
-        """Read what the app sent next and parse it."""
-        try:
-            data = await self.reader.read(READ_SIZE)
-        except OSError as error:
-            raise UpstreamError(f"connection to the app lost while receiving: {error}") from error
-        try:
-            if data:
-                self.responses.feed(data)
-                return
-            self.responses.feed_eof()
-        except http1.ProtocolError as error:
-            raise UpstreamError(f"invalid HTTP response from the app: {error}") from error
-        if not self.responses.events:
+        """Wait until more of the response was parsed."""
+        if not self.channel.at_eof:
+            try:
+                await self.channel.wait_for_events()
+            except http1.ProtocolError as error:
+                raise UpstreamError(f"invalid HTTP response from the app: {error}") from error
+        if not self.responses.events and self.channel.at_eof:
             raise UpstreamError("the app closed the connection before responding")
 
     def close(self) -> None:
-        self.writer.close()
+        self.channel.close()
 
     def next_buffered_event(self) -> object | None:
         """Return the next event already received, or None."""
@@ -121,13 +115,15 @@ class UpstreamPool:
         return await self.connect()
 
     async def connect(self) -> UpstreamConnection:
+        connection = UpstreamConnection()
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.open_connection(self.host, self.port)
+            await loop.create_connection(lambda: connection.channel, self.host, self.port)
         except OSError as error:
             raise UpstreamUnreachable(
                 f"cannot connect to the app at {self.host}:{self.port}: {error}"
             ) from error
-        return UpstreamConnection(reader, writer)
+        return connection
 
     def release(self, connection: UpstreamConnection) -> None:
         """Keep a connection whose exchange completed for reuse, or close it."""

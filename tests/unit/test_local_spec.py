@@ -1,8 +1,4 @@
-"""The container arguments of a local run, as the engine would receive them.
-
-The host configs come from ``docker.APIClient``'s helpers, which build
-dictionaries without calling the engine, so no engine is needed here.
-"""
+"""The Engine API bodies that create the containers of a run; no engine is needed."""
 
 from __future__ import annotations
 
@@ -10,7 +6,6 @@ import dataclasses
 import os
 import socket
 
-import docker
 import pytest
 
 from orchestrator.local.spec import RunSpec, app_container, resources, sidecar_container
@@ -22,10 +17,8 @@ CPU_TYPES = [name for name, machine in CATALOGUE.items() if not machine.is_gpu]
 GPU_TYPES = [name for name, machine in CATALOGUE.items() if machine.is_gpu]
 
 
-@pytest.fixture(scope="module")
-def api() -> docker.APIClient:
-    # An explicit API version keeps the client from asking the engine for one.
-    return docker.APIClient(base_url="unix:///var/run/docker.sock", version="1.41")
+def environment_of(config: dict) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in config["Env"])
 
 
 @pytest.fixture
@@ -64,7 +57,7 @@ def test_resources_cpu_types(name):
 
     limits = resources(machine)
 
-    assert limits == {"nano_cpus": int(machine.cpus * 1e9), "mem_limit": machine.memory_bytes}
+    assert limits == {"NanoCpus": int(machine.cpus * 1e9), "Memory": machine.memory_bytes}
 
 
 @pytest.mark.parametrize("name", GPU_TYPES)
@@ -73,9 +66,9 @@ def test_resources_gpu_types(name):
 
     limits = resources(machine)
 
-    assert limits["nano_cpus"] == int(machine.cpus * 1e9)
-    assert limits["mem_limit"] == machine.memory_bytes
-    assert limits["device_requests"] == [
+    assert limits["NanoCpus"] == int(machine.cpus * 1e9)
+    assert limits["Memory"] == machine.memory_bytes
+    assert limits["DeviceRequests"] == [
         {"Driver": "", "Count": machine.gpus, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}
     ]
 
@@ -84,8 +77,8 @@ def test_resources_gpu_types(name):
     ("name", "nano_cpus", "memory"),
     [("XS", 500_000_000, 512 * 2**20), ("GPU-H100", 12_000_000_000, 100 * GiB)],
 )
-def test_resources_reach_host_config(api, name, nano_cpus, memory):
-    host_config = api.create_host_config(**resources(CATALOGUE[name]))
+def test_resources_sizes(name, nano_cpus, memory):
+    host_config = resources(CATALOGUE[name])
 
     assert host_config["NanoCpus"] == nano_cpus
     assert host_config["Memory"] == memory
@@ -94,31 +87,31 @@ def test_resources_reach_host_config(api, name, nano_cpus, memory):
 def test_resources_two_gpus():
     machine = MachineType(name="GPU-2x", cpus=16, memory_bytes=64 * GiB, gpus=2)
 
-    [request] = resources(machine)["device_requests"]
+    [request] = resources(machine)["DeviceRequests"]
 
     assert request["Count"] == 2
     assert request["Capabilities"] == [["gpu"]]
 
 
-def test_sidecar_publishes_on_loopback_free_port(api, spec):
-    arguments = sidecar_container(spec, api)
+def test_sidecar_publishes_on_loopback_free_port(spec):
+    arguments = sidecar_container(spec)
 
-    host_config = arguments["host_config"]
+    host_config = arguments["HostConfig"]
     assert host_config["PortBindings"] == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
-    assert host_config["NetworkMode"] == "default"
-    assert arguments["ports"] == [8080]
-    assert "networking_config" not in arguments
+    assert "NetworkMode" not in host_config
+    assert arguments["ExposedPorts"] == {"8080/tcp": {}}
+    assert "NetworkingConfig" not in arguments
 
 
-def test_sidecar_publishes_given_port(api, spec):
-    arguments = sidecar_container(dataclasses.replace(spec, host_port=18123), api)
+def test_sidecar_publishes_given_port(spec):
+    arguments = sidecar_container(dataclasses.replace(spec, host_port=18123))
 
-    bindings = arguments["host_config"]["PortBindings"]
+    bindings = arguments["HostConfig"]["PortBindings"]
     assert bindings == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18123"}]}
 
 
-def test_sidecar_mounts_keys_read_only(api, spec):
-    host_config = sidecar_container(spec, api)["host_config"]
+def test_sidecar_mounts_keys_read_only(spec):
+    host_config = sidecar_container(spec)["HostConfig"]
 
     assert host_config["Binds"] == [f"{spec.keys_dir}:/run/orchestrator:ro"]
     assert host_config["Memory"] == 128 * 2**20
@@ -126,8 +119,8 @@ def test_sidecar_mounts_keys_read_only(api, spec):
     assert host_config["AutoRemove"] is True
 
 
-def test_sidecar_environment_from_spec(api, spec):
-    environment = sidecar_container(spec, api)["environment"]
+def test_sidecar_environment_from_spec(spec):
+    environment = environment_of(sidecar_container(spec))
 
     assert environment == {
         "ORCH_SIDECAR_PORT": "8080",
@@ -145,12 +138,12 @@ def test_sidecar_environment_from_spec(api, spec):
     }
 
 
-def test_sidecar_image_name_and_labels(api, spec):
-    arguments = sidecar_container(spec, api)
+def test_sidecar_image_name_and_labels(spec):
+    arguments = sidecar_container(spec)
 
-    assert arguments["image"] == "orchestrator-sidecar:cccc"
-    assert arguments["name"] == "orch-resize-01234567-sidecar"
-    assert arguments["labels"] == {
+    assert arguments["Image"] == "orchestrator-sidecar:cccc"
+    assert spec.container_name("sidecar") == "orch-resize-01234567-sidecar"
+    assert arguments["Labels"] == {
         "example.com/owner": "ops",
         "org.orchestrator.run": spec.run_id,
         "org.orchestrator.role": "sidecar",
@@ -163,20 +156,20 @@ def test_sidecar_image_name_and_labels(api, spec):
     }
 
 
-def test_sidecar_on_network_publishes_nothing(api, spec):
-    arguments = sidecar_container(spec, api, network="orch-runner-net", auto_remove=False)
+def test_sidecar_on_network_publishes_nothing(spec):
+    arguments = sidecar_container(spec, network="orch-runner-net", auto_remove=False)
 
-    host_config = arguments["host_config"]
+    host_config = arguments["HostConfig"]
     assert "PortBindings" not in host_config
     assert host_config["NetworkMode"] == "orch-runner-net"
-    assert "AutoRemove" not in host_config
-    assert arguments["networking_config"] == {
+    assert host_config["AutoRemove"] is False
+    assert arguments["NetworkingConfig"] == {
         "EndpointsConfig": {"orch-runner-net": {"Aliases": ["orch-resize-01234567-sidecar"]}}
     }
 
 
-def test_app_joins_sidecar_namespace(api, spec):
-    host_config = app_container(spec, api, "sidecar-id-1")["host_config"]
+def test_app_joins_sidecar_namespace(spec):
+    host_config = app_container(spec, "sidecar-id-1")["HostConfig"]
 
     assert host_config["NetworkMode"] == "container:sidecar-id-1"
     assert "PortBindings" not in host_config
@@ -186,8 +179,8 @@ def test_app_joins_sidecar_namespace(api, spec):
     assert "DeviceRequests" not in host_config
 
 
-def test_app_environment(api, spec):
-    environment = app_container(spec, api, "sidecar-id-1")["environment"]
+def test_app_environment(spec):
+    environment = environment_of(app_container(spec, "sidecar-id-1"))
 
     assert environment == {
         "MODEL": "small",
@@ -203,22 +196,22 @@ def test_app_environment(api, spec):
     }
 
 
-def test_app_settings_override_user_env(api, spec):
+def test_app_settings_override_user_env(spec):
     spec = dataclasses.replace(spec, app_env={"ORCH_APP_HOST": "0.0.0.0", "ORCH_CONTROL_TOKEN": "mine"})
 
-    environment = app_container(spec, api, "sidecar-id-1")["environment"]
+    environment = environment_of(app_container(spec, "sidecar-id-1"))
 
     assert environment["ORCH_APP_HOST"] == "127.0.0.1"
     assert environment["ORCH_CONTROL_TOKEN"] == "control-token-1"
 
 
-def test_app_image_name_and_labels(api, spec):
-    arguments = app_container(spec, api, "sidecar-id-1")
+def test_app_image_name_and_labels(spec):
+    arguments = app_container(spec, "sidecar-id-1")
 
-    assert arguments["image"] == "orchestrator-app/resize:aaaa-bbbb"
-    assert arguments["name"] == "orch-resize-01234567-app"
-    assert arguments["stop_signal"] == "SIGTERM"
-    labels = arguments["labels"]
+    assert arguments["Image"] == "orchestrator-app/resize:aaaa-bbbb"
+    assert spec.container_name("app") == "orch-resize-01234567-app"
+    assert arguments["StopSignal"] == "SIGTERM"
+    labels = arguments["Labels"]
     assert labels["org.orchestrator.run"] == spec.run_id
     assert labels["org.orchestrator.role"] == "app"
     assert labels["org.orchestrator.app"] == "resize"
@@ -228,21 +221,21 @@ def test_app_image_name_and_labels(api, spec):
     assert labels["example.com/owner"] == "ops"
 
 
-def test_app_gpu_type_requests_gpus(api, spec):
+def test_app_gpu_type_requests_gpus(spec):
     spec = dataclasses.replace(spec, machine=CATALOGUE["GPU-A100"])
 
-    arguments = app_container(spec, api, "sidecar-id-1")
+    arguments = app_container(spec, "sidecar-id-1")
 
-    assert arguments["host_config"]["DeviceRequests"] == [
+    assert arguments["HostConfig"]["DeviceRequests"] == [
         {"Driver": "", "Count": 1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}
     ]
-    assert arguments["labels"]["org.orchestrator.machine-type"] == "GPU-A100"
+    assert arguments["Labels"]["org.orchestrator.machine-type"] == "GPU-A100"
 
 
-def test_app_call_mode_has_no_network_mode(api, spec):
-    arguments = app_container(spec, api, sidecar_id="", mode="call", auto_remove=False)
+def test_app_call_mode_has_no_network_mode(spec):
+    arguments = app_container(spec, sidecar_id="", mode="call", auto_remove=False)
 
-    host_config = arguments["host_config"]
-    assert host_config["NetworkMode"] == "default"
-    assert "AutoRemove" not in host_config
-    assert arguments["environment"]["ORCH_MODE"] == "call"
+    host_config = arguments["HostConfig"]
+    assert "NetworkMode" not in host_config
+    assert host_config["AutoRemove"] is False
+    assert environment_of(arguments)["ORCH_MODE"] == "call"

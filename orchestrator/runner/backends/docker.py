@@ -41,7 +41,7 @@ class DockerBackend:
         self.keys_volume = keys_volume
         self.sidecar_image = sidecar_image
         self.runner_name = runner_name
-        self.node = engine.client.info().get("Name") or socket.gethostname()
+        self.node = engine.info().get("Name") or socket.gethostname()
 
     @classmethod
     def from_env(cls) -> DockerBackend:
@@ -54,7 +54,7 @@ class DockerBackend:
         )
 
     def offers(self, machine: MachineType) -> bool:
-        info = self.engine.client.info()
+        info = self.engine.info()
         if machine.cpus > (info.get("NCPU") or 0):
             return False
         if machine.memory_bytes > (info.get("MemTotal") or 0):
@@ -69,11 +69,12 @@ class DockerBackend:
         self._pull(run.image)
         spec = self._spec(run, machine)
         sidecar_id = self.containers.create(
-            **sidecar_container(spec, self.containers.api, network=self.network, auto_remove=False)
+            spec.container_name("sidecar"),
+            sidecar_container(spec, network=self.network, auto_remove=False),
         )
         self.containers.start(sidecar_id)
         app_id = self.containers.create(
-            **app_container(spec, self.containers.api, sidecar_id, auto_remove=False)
+            spec.container_name("app"), app_container(spec, sidecar_id, auto_remove=False)
         )
         try:
             self.containers.start(app_id)
@@ -143,10 +144,7 @@ class DockerBackend:
     def _inspect(self, run: Run, role: str) -> dict | None:
         for item in self.containers.list(f"{LABEL}.run={run.id}"):
             if item["Labels"].get(f"{LABEL}.role") == role:
-                try:
-                    return self.containers.api.inspect_container(item["Id"])
-                except docker.errors.NotFound:
-                    return None
+                return self.containers.inspect(item["Id"])
         return None
 
     def _summary(self, container_id: str) -> dict | None:
