@@ -149,10 +149,16 @@ class Engine:
             raise EngineError(f"cannot pull image {reference}: {error.explanation or error}") from error
         return self.api.inspect_image(reference)
 
-    @mapped_errors
     def tag(self, image_id: str, reference: str) -> None:
         repository, tag = split_reference(reference)
-        self.api.tag(image_id, repository, tag=tag)
+        if self.socket is None:
+            mapped_errors(self.api.tag)(image_id, repository, tag=tag)
+            return
+        query = urllib.parse.urlencode({"repo": repository, "tag": tag})
+        url = versioned(f"/images/{urllib.parse.quote(image_id, safe='/:@')}/tag?{query}")
+        status, body = self.socket.request("POST", url)
+        if status != 201:
+            raise EngineError(f"cannot tag {image_id} as {reference}: {engine_socket.error_message(body)}")
 
     @mapped_errors
     def build_stream(self, **kwargs: Any) -> Iterator[dict[str, Any]]:

@@ -101,7 +101,7 @@ def _runner_settings() -> RunnerSettings:
 
 def _serve_remote(engine: Engine, spec: RunSpec, declaration: refs.Declaration,
                   settings: RunnerSettings, machine_names: list[str]) -> int:
-    # Imported here because they load requests, which a local run never needs.
+    # Imported here because a local run never needs them.
     from ..registry import push
     from ..remote import RemoteRun
     from ..runner.client import RunnerClient

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import json
 import logging
 import os
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import requests
 
 from ..errors import OrchestratorError
 from ..keystore import store_path
@@ -69,58 +71,79 @@ def load_settings() -> RunnerSettings:
 
 
 class RunnerClient:
-    """Calls the runner's ``/v1`` API with the configured key."""
+    """Calls the runner's ``/v1`` API with the configured key.
+
+    It uses urllib rather than requests, which would add about 0.08 s of
+    imports to every remote ``orch run``.
+    """
 
     def __init__(self, settings: RunnerSettings) -> None:
         self.settings = settings
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = settings.authorization
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _call(self, method: str, path: str, *, body: Any = None, params: dict[str, str] | None = None,
+              timeout: float | None = 30.0) -> http.client.HTTPResponse:
         url = f"{self.settings.url}{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        headers = {"Authorization": self.settings.authorization}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
-            response = self.session.request(method, url, timeout=kwargs.pop("timeout", 30), **kwargs)
-        except requests.RequestException as error:
+            return urllib.request.urlopen(request, timeout=timeout)
+        except urllib.error.HTTPError as error:
+            with error:
+                text = _error_text(error.read())
             raise RunnerError(
-                f"cannot reach the runner at {self.settings.url} ({type(error).__name__}); start it "
+                f"the runner returned {error.code} to {method} {path}: {text}", error.code
+            ) from None
+        except (OSError, http.client.HTTPException) as error:
+            reason = getattr(error, "reason", error)
+            raise RunnerError(
+                f"cannot reach the runner at {self.settings.url} ({reason}); start it "
                 f"with 'docker-compose up -d' or check 'orch login'"
             ) from error
-        if response.status_code >= 400:
-            raise RunnerError(f"the runner returned {response.status_code} to {method} {path}: "
-                              f"{_error_text(response)}", response.status_code)
-        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        with self._call(method, path, **kwargs) as response:
+            return json.loads(response.read() or b"null")
 
     def create_run(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", "/v1/runs", json=body).json()
+        return self._json("POST", "/v1/runs", body=body)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/runs/{run_id}").json()
+        return self._json("GET", f"/v1/runs/{run_id}")
 
     def list_runs(self, team: str | None) -> list[dict[str, Any]]:
-        return self._call("GET", "/v1/runs", params={"team": team} if team else None).json()["runs"]
+        return self._json("GET", "/v1/runs", params={"team": team} if team else None)["runs"]
 
     def heartbeat(self, run_id: str) -> None:
-        self._call("POST", f"/v1/runs/{run_id}/heartbeat", timeout=10)
+        self._call("POST", f"/v1/runs/{run_id}/heartbeat", timeout=10).close()
 
     def delete_run(self, run_id: str) -> None:
-        self._call("DELETE", f"/v1/runs/{run_id}")
+        self._call("DELETE", f"/v1/runs/{run_id}").close()
 
     def follow_logs(self, run_id: str) -> Iterator[bytes]:
-        response = self._call("GET", f"/v1/runs/{run_id}/logs", params={"follow": "1"}, stream=True, timeout=None)
-        yield from response.iter_content(chunk_size=None)
+        with self._call("GET", f"/v1/runs/{run_id}/logs", params={"follow": "1"}, timeout=None) as response:
+            while chunk := response.read1(65536):
+                yield chunk
 
     def create_key(self, team: str, name: str | None) -> dict[str, Any]:
-        return self._call("POST", "/v1/keys", json={"team": team, "name": name}).json()
+        return self._json("POST", "/v1/keys", body={"team": team, "name": name})
 
     def list_keys(self, team: str | None) -> list[dict[str, Any]]:
-        return self._call("GET", "/v1/keys", params={"team": team} if team else None).json()["keys"]
+        return self._json("GET", "/v1/keys", params={"team": team} if team else None)["keys"]
 
     def revoke_key(self, key_id: str) -> None:
-        self._call("DELETE", f"/v1/keys/{key_id}")
+        self._call("DELETE", f"/v1/keys/{key_id}").close()
 
 
-def _error_text(response: requests.Response) -> str:
+def _error_text(body: bytes) -> str:
+    text = body.decode("utf-8", "replace")
     try:
-        return str(response.json().get("error", response.text))
+        document = json.loads(text)
     except ValueError:
-        return response.text[:300]
+        return text[:300]
+    return str(document.get("error", text)) if isinstance(document, dict) else text[:300]

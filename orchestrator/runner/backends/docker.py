@@ -72,10 +72,11 @@ class DockerBackend:
             spec.container_name("sidecar"),
             sidecar_container(spec, network=self.network, auto_remove=False),
         )
-        self.containers.start(sidecar_id)
+        # Created before the sidecar starts, so that the app starts right after it.
         app_id = self.containers.create(
             spec.container_name("app"), app_container(spec, sidecar_id, auto_remove=False)
         )
+        self.containers.start(sidecar_id)
         try:
             self.containers.start(app_id)
         except GpuUnavailable as error:
