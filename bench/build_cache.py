@@ -63,11 +63,11 @@ FROM {base}
 ENV PYTHONUNBUFFERED=1 UV_LINK_MODE=copy
 COPY --from=uv /uv /opt/orchestrator/tools/bin/uv
 RUN /opt/orchestrator/tools/bin/uv venv --python "$(command -v python3)" /opt/venv
+COPY runtime/ /opt/orchestrator/lib/
 COPY requirements.lock /opt/orchestrator/requirements.lock
 RUN --mount=type=cache,target=/root/.cache/uv /opt/orchestrator/tools/bin/uv pip sync \\
-    --python /opt/venv/bin/python --require-hashes --compile-bytecode /opt/orchestrator/requirements.lock
-COPY runtime/ /opt/orchestrator/lib/
-RUN python3 -m compileall -q /opt/orchestrator/lib
+    --python /opt/venv/bin/python --require-hashes --compile-bytecode /opt/orchestrator/requirements.lock \\
+    && /opt/venv/bin/python -m compileall -q /opt/orchestrator/lib
 ENV PATH=/opt/venv/bin:$PATH VIRTUAL_ENV=/opt/venv PYTHONPATH=/opt/orchestrator/lib BENCH_RUN="{run}"
 WORKDIR /app
 COPY code/ /app/

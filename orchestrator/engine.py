@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import engine_socket
-from .engine_socket import SocketClient, socket_client, unreachable_message, versioned
+from .engine_socket import SocketClient, socket_client, unreachable_message
 from .errors import EngineError
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ class Engine:
         """Connect and check that the engine responds to a ping."""
         engine = cls()
         if engine.socket is not None:
-            engine.socket.get("/_ping")
+            engine.socket.ping()
         else:
             mapped_errors(engine.client.ping)()
         return engine
@@ -155,7 +155,7 @@ class Engine:
             mapped_errors(self.api.tag)(image_id, repository, tag=tag)
             return
         query = urllib.parse.urlencode({"repo": repository, "tag": tag})
-        url = versioned(f"/images/{urllib.parse.quote(image_id, safe='/:@')}/tag?{query}")
+        url = self.socket.versioned(f"/images/{urllib.parse.quote(image_id, safe='/:@')}/tag?{query}")
         status, body = self.socket.request("POST", url)
         if status != 201:
             raise EngineError(f"cannot tag {image_id} as {reference}: {engine_socket.error_message(body)}")
@@ -214,7 +214,7 @@ class ContainerEngine:
         """Create a container from an Engine API body and return its ID."""
         if self._socket is None:
             return self._create_through_sdk(name, config)
-        url = versioned(f"/containers/create?name={urllib.parse.quote(name)}")
+        url = self._socket.versioned(f"/containers/create?name={urllib.parse.quote(name)}")
         status, body = self._socket.request("POST", url, config)
         if status != 201:
             raise EngineError(f"cannot create container {name}: {engine_socket.error_message(body)}")
@@ -231,7 +231,7 @@ class ContainerEngine:
         if self._socket is None:
             self._start_through_sdk(container_id)
             return
-        status, body = self._socket.request("POST", versioned(f"/containers/{container_id}/start"))
+        status, body = self._socket.request("POST", self._socket.versioned(f"/containers/{container_id}/start"))
         if status not in (204, 304):
             self._raise_start_error(container_id, engine_socket.error_message(body))
 
@@ -252,7 +252,7 @@ class ContainerEngine:
         """Block until the container meets ``condition``; return its exit code (-1 if gone)."""
         if self._socket is None:
             return self._wait_through_sdk(container_id, condition)
-        url = versioned(f"/containers/{container_id}/wait?condition={condition}")
+        url = self._socket.versioned(f"/containers/{container_id}/wait?condition={condition}")
         response = self._socket.open("POST", url, timeout=None)
         try:
             body = response.read()
@@ -276,7 +276,7 @@ class ContainerEngine:
         if self._socket is None:
             yield from self._logs_through_sdk(container_id)
             return
-        url = versioned(f"/containers/{container_id}/logs?follow=1&stdout=1&stderr=1")
+        url = self._socket.versioned(f"/containers/{container_id}/logs?follow=1&stdout=1&stderr=1")
         response = self._socket.open("GET", url, timeout=None)
         if response.status != 200:
             engine_socket.close(response)
@@ -294,7 +294,7 @@ class ContainerEngine:
         if self._socket is None:
             self._stop_through_sdk(container_id, timeout)
             return
-        url = versioned(f"/containers/{container_id}/stop?t={timeout}")
+        url = self._socket.versioned(f"/containers/{container_id}/stop?t={timeout}")
         status, body = self._socket.request("POST", url, timeout=timeout + 30)
         if status not in (204, 304, 404):
             raise EngineError(f"cannot stop container {container_id[:12]}: {engine_socket.error_message(body)}")
@@ -311,7 +311,7 @@ class ContainerEngine:
         if self._socket is None:
             self._remove_through_sdk(container_id)
             return
-        status, body = self._socket.request("DELETE", versioned(f"/containers/{container_id}?force=1"))
+        status, body = self._socket.request("DELETE", self._socket.versioned(f"/containers/{container_id}?force=1"))
         message = engine_socket.error_message(body)
         if status in (204, 404) or "already in progress" in message:
             return
@@ -332,7 +332,7 @@ class ContainerEngine:
         if self._socket is None:
             return mapped_errors(self.api.containers)(all=True, filters={"label": label})
         filters = urllib.parse.quote(json.dumps({"label": [label]}))
-        status, body = self._socket.request("GET", versioned(f"/containers/json?all=1&filters={filters}"))
+        status, body = self._socket.request("GET", self._socket.versioned(f"/containers/json?all=1&filters={filters}"))
         if status != 200:
             raise EngineError(f"cannot list containers with label {label}: {engine_socket.error_message(body)}")
         return body
@@ -341,7 +341,7 @@ class ContainerEngine:
         """Return ``docker container inspect`` data, or None when the container is gone."""
         if self._socket is None:
             return self._inspect_through_sdk(container_id)
-        status, body = self._socket.request("GET", versioned(f"/containers/{container_id}/json"))
+        status, body = self._socket.request("GET", self._socket.versioned(f"/containers/{container_id}/json"))
         if status == 404:
             return None
         if status != 200:

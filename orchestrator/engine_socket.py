@@ -18,8 +18,11 @@ from typing import Any
 
 from .errors import EngineError
 
-# Engine API 1.41 is Docker Engine 20.10's; later engines accept it too.
-API_VERSION = "v1.41"
+# The newest Engine API version whose container calls this module was written
+# against. The engine's own version is used when it is older. Engines
+# also have a minimum (1.44 since Docker Engine 29), so no fixed old version
+# can serve every engine.
+MAX_API_VERSION = (1, 45)
 # Each frame of a log stream from a container without a TTY starts with a
 # header: the stream (1 stdout, 2 stderr), three zero bytes, the size.
 _FRAME_HEADER = struct.Struct(">BxxxL")
@@ -61,9 +64,25 @@ class SocketClient:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._version_prefix: str | None = None
 
     def get(self, url: str) -> tuple[int, Any]:
         return self.request("GET", url)
+
+    def ping(self) -> None:
+        """Check that the engine answers, and note the API version to use with it."""
+        response = self.open("GET", "/_ping")
+        try:
+            response.read()
+        finally:
+            close(response)
+        self._version_prefix = _version_prefix(response.getheader("Api-Version"))
+
+    def versioned(self, path: str) -> str:
+        """Return ``path`` under the API version agreed with the engine."""
+        if self._version_prefix is None:
+            self.ping()
+        return f"{self._version_prefix}{path}"
 
     def request(self, method: str, url: str, body: Any = None, timeout: float = 30.0) -> tuple[int, Any]:
         """Send a request and return its status and decoded JSON body (or raw bytes)."""
@@ -106,8 +125,17 @@ def close(response: http.client.HTTPResponse) -> None:
     response.connection.close()  # type: ignore[attr-defined]
 
 
-def versioned(path: str) -> str:
-    return f"/{API_VERSION}{path}"
+def _version_prefix(engine_version: str | None) -> str:
+    """Return the URL prefix for the lower of the engine's API version and ours."""
+    try:
+        version = tuple(int(part) for part in (engine_version or "").split("."))
+    except ValueError:
+        version = ()
+    if len(version) != 2:
+        # Without a version, the engine serves its own current one.
+        return ""
+    major, minor = min(version, MAX_API_VERSION)
+    return f"/v{major}.{minor}"
 
 
 def error_message(body: Any) -> str:

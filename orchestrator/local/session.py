@@ -117,9 +117,11 @@ class LocalRun:
         # after the sidecar, whose network namespace it joins.
         app_id = self.containers.create(spec.container_name("app"), app_container(spec, sidecar_id))
         self.app = ContainerWatch(self.containers, app_id, self.print_app_line)
+        logger.debug("created containers %s (sidecar) and %s (app)", sidecar_id[:12], app_id[:12])
 
         self.sidecar.start_waiting()
         self.containers.start(sidecar_id)
+        logger.debug("started sidecar container %s", sidecar_id[:12])
         self.sidecar.start_logs()
         self.port = self.containers.published_port(sidecar_id, "8080/tcp")
         threading.Thread(target=self._renew_lease, daemon=True).start()
@@ -127,6 +129,7 @@ class LocalRun:
         try:
             self.app.start_waiting()
             self.containers.start(app_id)
+            logger.debug("started app container %s", app_id[:12])
         except GpuUnavailable as error:
             self.containers.remove(app_id)
             raise RunError(gpu_message(self.spec, error.message)) from error

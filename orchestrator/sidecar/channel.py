@@ -14,11 +14,11 @@ from collections.abc import Callable
 
 
 class ChannelClosed(ConnectionError):
-    """The connection was lost while waiting to write."""
+    """Error raised when the connection is lost before a write completes."""
 
 
 class Channel(asyncio.Protocol):
-    """Passes received bytes to ``feed`` and lets one reader wait for the events they make.
+    """Protocol that passes received bytes to ``feed``; one reader waits for the events.
 
     Reading is paused while parsed events wait unread, so a client that sends
     faster than the sidecar serves fills its own socket buffers, not the
@@ -87,7 +87,7 @@ class Channel(asyncio.Protocol):
         if self._drain_waiter is not None:
             self._wake(self._drain_waiter)
 
-    # Used by the one reader and writer of the connection
+    # Methods for the single reader and writer of the connection
 
     async def wait_for_events(self) -> None:
         """Return once more events were parsed or the stream ended; raise a parse error."""
