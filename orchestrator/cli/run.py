@@ -7,7 +7,6 @@ import os
 import secrets
 import signal
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -15,15 +14,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .. import keys, keystore, refs
+from .. import keystore, refs
 from ..build.image import BuildOptions, ImageBuilder
 from ..build.sidecar_image import ensure_sidecar_image
-from ..config import cache_dir, registry_setting
+from ..config import registry_setting
 from ..engine import Engine
 from ..errors import RunError, UsageError
 from ..local.banner import banner
 from ..local.request_example import example_body
 from ..local.call import call_once
+from ..local.run_keys import RunKeys
 from ..local.session import LocalRun
 from ..local.spec import AUTH_MODES, RunSpec
 from ..machines import MachineType, load_catalogue, resolve
@@ -61,18 +61,23 @@ def run_command(reference, local, no_cache, machine_type, limit_max_requests, au
         declaration, BuildOptions(gpu=machine.is_gpu, no_cache=no_cache)
     )
 
+    sidecar_image = ensure_sidecar_image(engine) if declaration.serves and local else ""
+    if local:
+        machine = _fit_to_engine(machine, engine)
+    # Last before the spec, so that no failure above leaves its folder behind.
+    run_keys = RunKeys(team) if local and declaration.serves else None
     spec = RunSpec(
         run_id=uuid.uuid4().hex,
         image=image.reference,
-        sidecar_image=ensure_sidecar_image(engine) if declaration.serves and local else "",
+        sidecar_image=sidecar_image,
         app_name=app_name or declaration.app_name,
         declaration_name=declaration.name,
-        machine=_fit_to_engine(machine, engine) if local else machine,
+        machine=machine,
         team=team,
         env_name=env_name,
         auth=auth_mode or "public",
         control_token=secrets.token_urlsafe(24),
-        keys_dir=_run_keys_dir(team) if local else "",
+        keys_dir=str(run_keys.folder) if run_keys else "",
         limit_max_requests=limit_max_requests,
         max_concurrency=declaration.options.max_concurrency,
         max_queue=declaration.options.max_queue,
@@ -90,7 +95,7 @@ def run_command(reference, local, no_cache, machine_type, limit_max_requests, au
         sys.exit(call_once(engine, spec))
     if spec.auth != "public":
         _warn_without_keys(spec.auth, team)
-    sys.exit(_serve(engine, spec, declaration, startup_timeout=declaration.options.startup_timeout))
+    sys.exit(_serve(engine, spec, declaration, run_keys, startup_timeout=declaration.options.startup_timeout))
 
 
 def _runner_settings() -> RunnerSettings:
@@ -146,8 +151,9 @@ def _serve_remote(engine: Engine, spec: RunSpec, declaration: refs.Declaration,
     return 0
 
 
-def _serve(engine: Engine, spec: RunSpec, declaration: refs.Declaration, *, startup_timeout: float) -> int:
-    run = LocalRun(engine, spec, print_app_line=lambda line: click.echo(line))
+def _serve(engine: Engine, spec: RunSpec, declaration: refs.Declaration, run_keys: RunKeys | None, *,
+           startup_timeout: float) -> int:
+    run = LocalRun(engine, spec, run_keys, print_app_line=lambda line: click.echo(line))
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     started = time.monotonic()
     try:
@@ -221,19 +227,3 @@ def _warn_without_keys(auth: str, team: str) -> None:
             f"request will get 401; create one with 'orch keys create --team {team}' or set ORCH_KEY",
             err=True,
         )
-
-
-def _run_keys_dir(team: str) -> str:
-    """Write the keys the sidecar accepts into a folder it mounts read-only."""
-    # TODO: refresh this copy when the key store changes, so keys created or
-    # revoked during a run apply at once; the sidecar already re-reads it.
-    runs = cache_dir() / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="run-", dir=runs))
-    folder.chmod(0o755)
-    keys.save_key_file(folder / "keys.json", keystore.records_for_run(team))
-    # The sidecar runs as an unprivileged user; the file contains hashes only.
-    (folder / "keys.json").chmod(0o644)
-    return str(folder)
-
-

@@ -19,7 +19,8 @@ import urllib.request
 from collections.abc import Callable
 
 from ..engine import ContainerEngine, Engine, GpuUnavailable
-from ..errors import RunError
+from ..errors import OrchestratorError, RunError
+from .run_keys import RunKeys
 from .spec import RunSpec, app_container, sidecar_container
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ APP_EXIT_GRACE_SECONDS = 10.0
 # Often enough that the banner follows the app's readiness closely; each poll
 # is one health check through the sidecar to the app.
 READY_POLL_SECONDS = 0.02
+# How often the local key store is checked for keys created or revoked
+# during a run.
+KEYS_REFRESH_SECONDS = 1.0
 
 
 @dataclasses.dataclass
@@ -92,9 +96,11 @@ class ContainerWatch:
 class LocalRun:
     """Starts, watches and stops the containers of one run."""
 
-    def __init__(self, engine: Engine, spec: RunSpec, *, print_app_line: Callable[[str], None]) -> None:
+    def __init__(self, engine: Engine, spec: RunSpec, keys: RunKeys | None, *,
+                 print_app_line: Callable[[str], None]) -> None:
         self.containers = ContainerEngine(engine)
         self.spec = spec
+        self.keys = keys
         self.print_app_line = print_app_line
         self.sidecar: ContainerWatch | None = None
         self.app: ContainerWatch | None = None
@@ -125,6 +131,8 @@ class LocalRun:
         self.sidecar.start_logs()
         self.port = self.containers.published_port(sidecar_id, "8080/tcp")
         threading.Thread(target=self._renew_lease, daemon=True).start()
+        if self.keys is not None:
+            threading.Thread(target=self._refresh_keys, daemon=True).start()
 
         try:
             self.app.start_waiting()
@@ -196,6 +204,8 @@ class LocalRun:
             if watch is not None and not watch.exited.is_set():
                 logger.info("removing container %s by force", watch.container_id[:12])
                 self.containers.remove(watch.container_id)
+        if self.keys is not None:
+            self.keys.remove()
 
     def app_log_tail(self) -> str:
         return "\n".join(self.app.tail) if self.app and self.app.tail else "(no output)"
@@ -218,6 +228,13 @@ class LocalRun:
         while not self._stop_lease.wait(interval):
             if self._control("POST", "/_orch/lease") is None:
                 logger.warning("could not renew the lease of run %s", self.spec.run_id)
+
+    def _refresh_keys(self) -> None:
+        while not self._stop_lease.wait(KEYS_REFRESH_SECONDS):
+            try:
+                self.keys.refresh()
+            except (OrchestratorError, OSError) as error:
+                logger.warning("could not update the keys of run %s: %s", self.spec.run_id, error)
 
     def _control(self, method: str, path: str) -> int | None:
         request = urllib.request.Request(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 import requests
@@ -73,3 +74,29 @@ def test_keys_create_shows_secret_once(key_store, tmp_path):
     assert own.split(":")[0] in listing
     assert own.split(":")[1] not in listing
     assert own.split(":")[1] not in stored
+
+
+def test_key_created_during_run_applies(project, key_store, tmp_path):
+    path = project.write("guarded.py", APP)
+    run = OrchProcess("run", f"{path}::Guarded", "--local", "--auth", "private", "--team", "radio")
+    try:
+        url = run.wait_ready()
+        before = requests.post(url + "/hello", json={}, timeout=10).status_code
+        created = CliRunner().invoke(cli, ["keys", "create", "--team", "radio"]).stdout.strip()
+        statuses = []
+        for _ in range(50):
+            response = requests.post(url + "/hello", json={}, timeout=10,
+                                     headers={"Authorization": f"Key {created}"})
+            statuses.append(response.status_code)
+            if response.status_code == 200:
+                break
+            time.sleep(0.2)
+        run.send(signal.SIGINT)
+        assert run.wait(60) == 0, run.output
+    finally:
+        run.kill()
+
+    assert before == 401
+    assert statuses[-1] == 200
+    assert set(statuses[:-1]) <= {401}
+    assert list((tmp_path / "orch-home" / "runs").iterdir()) == []
