@@ -211,10 +211,11 @@ class ContainerEngine:
         return self._engine.api
 
     def create(self, name: str, config: dict[str, Any]) -> str:
-        """Create a container from an Engine API body and return its ID."""
+        """Create a container from an Engine API body and return its ID; "" lets the engine name it."""
         if self._socket is None:
             return self._create_through_sdk(name, config)
-        url = self._socket.versioned(f"/containers/create?name={urllib.parse.quote(name)}")
+        query = f"?name={urllib.parse.quote(name)}" if name else ""
+        url = self._socket.versioned(f"/containers/create{query}")
         status, body = self._socket.request("POST", url, config)
         if status != 201:
             raise EngineError(f"cannot create container {name}: {engine_socket.error_message(body)}")
@@ -223,7 +224,7 @@ class ContainerEngine:
     @mapped_errors
     def _create_through_sdk(self, name: str, config: dict[str, Any]) -> str:
         try:
-            return self.api.create_container_from_config(config, name=name)["Id"]
+            return self.api.create_container_from_config(config, name=name or None)["Id"]
         except _errors().APIError as error:
             raise EngineError(f"cannot create container {name}: {error.explanation or error}") from error
 

@@ -10,8 +10,12 @@ import orchestrator
 from pydantic import BaseModel, Field
 
 
+# A 2x2 PNG, so that the example request in /docs and in the banner works as is.
+EXAMPLE_IMAGE = "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEklEQVR42mP4zwAE/0Ho////AB/uBfuXrhxRAAAAAElFTkSuQmCC"
+
+
 class ThumbnailRequest(BaseModel):
-    image: str = Field(description="The image, base64-encoded (PNG, JPEG, WebP, ...)")
+    image: str = Field(description="The image, base64-encoded (PNG, JPEG, WebP, ...)", examples=[EXAMPLE_IMAGE])
     max_size: int = Field(128, ge=8, le=2048, description="Maximum width and height of the thumbnail, in pixels")
     format: str = Field("PNG", pattern="^(PNG|JPEG|WEBP)$")
 
@@ -23,7 +27,7 @@ class ThumbnailResponse(BaseModel):
 
 
 class InfoRequest(BaseModel):
-    image: str
+    image: str = Field(description="The image, base64-encoded", examples=[EXAMPLE_IMAGE])
 
 
 class InfoResponse(BaseModel):

@@ -23,6 +23,7 @@ from ..errors import RunError, UsageError
 from ..local.banner import banner
 from ..local.request_example import example_body
 from ..local.call import call_once
+from ..local.gpus import check_gpus
 from ..local.run_keys import RunKeys
 from ..local.session import LocalRun
 from ..local.spec import AUTH_MODES, RunSpec
@@ -56,12 +57,16 @@ def run_command(reference, local, no_cache, machine_type, limit_max_requests, au
     machine = _machine(declaration, machine_type)
     team = _team(team, declaration)
     engine = Engine.connect()
+    # The sidecar image is also the GPU check's probe, so that an engine
+    # without GPUs fails before a CUDA image is pulled and built.
+    sidecar_image = ensure_sidecar_image(engine) if local and (declaration.serves or machine.is_gpu) else ""
+    if local:
+        check_gpus(engine, machine, sidecar_image)
     registry = settings.registry if settings else registry_setting(declaration.project).value
     image = ImageBuilder(engine, registry=registry).ensure(
         declaration, BuildOptions(gpu=machine.is_gpu, no_cache=no_cache)
     )
 
-    sidecar_image = ensure_sidecar_image(engine) if declaration.serves and local else ""
     if local:
         machine = _fit_to_engine(machine, engine)
     # Last before the spec, so that no failure above leaves its folder behind.
@@ -69,7 +74,7 @@ def run_command(reference, local, no_cache, machine_type, limit_max_requests, au
     spec = RunSpec(
         run_id=uuid.uuid4().hex,
         image=image.reference,
-        sidecar_image=sidecar_image,
+        sidecar_image=sidecar_image if declaration.serves else "",
         app_name=app_name or declaration.app_name,
         declaration_name=declaration.name,
         machine=machine,

@@ -7,7 +7,8 @@ import sys
 
 from ..engine import ContainerEngine, Engine, GpuUnavailable
 from ..errors import RunError
-from .session import ContainerWatch, gpu_message
+from .gpus import gpu_message
+from .session import ContainerWatch
 from .spec import RunSpec, app_container
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ def call_once(engine: Engine, spec: RunSpec) -> int:
         containers.start(container_id)
     except GpuUnavailable as error:
         containers.remove(container_id)
-        raise RunError(gpu_message(spec, error.message)) from error
+        raise RunError(gpu_message(spec.machine, error.message)) from error
     watch.start_logs()
     try:
         watch.exited.wait()

@@ -15,7 +15,8 @@ def example_body(handler: Callable[..., Any]) -> str:
     """Return a JSON body with a placeholder for each required input of ``handler``.
 
     A single parameter annotated with a pydantic model stands for the whole
-    body, so its required fields are used; otherwise the parameters without
+    body, so its required fields are used, each with the first of its
+    ``examples`` when it declares some. Otherwise the parameters without
     defaults are. Unknown types get ``null``, which the app may reject: the
     body is an example, not a guaranteed valid request.
     """
@@ -24,7 +25,8 @@ def example_body(handler: Callable[..., Any]) -> str:
                   if name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)]
     if len(parameters) == 1 and hasattr(hints.get(parameters[0].name), "model_fields"):
         fields = hints[parameters[0].name].model_fields
-        body = {name: _placeholder(field.annotation) for name, field in fields.items() if field.is_required()}
+        body = {name: field.examples[0] if field.examples else _placeholder(field.annotation)
+                for name, field in fields.items() if field.is_required()}
     else:
         body = {parameter.name: _placeholder(hints.get(parameter.name)) for parameter in parameters
                 if parameter.default is inspect.Parameter.empty}

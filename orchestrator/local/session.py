@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from ..engine import ContainerEngine, Engine, GpuUnavailable
 from ..errors import OrchestratorError, RunError
+from .gpus import gpu_message
 from .run_keys import RunKeys
 from .spec import RunSpec, app_container, sidecar_container
 
@@ -140,7 +141,7 @@ class LocalRun:
             logger.debug("started app container %s", app_id[:12])
         except GpuUnavailable as error:
             self.containers.remove(app_id)
-            raise RunError(gpu_message(self.spec, error.message)) from error
+            raise RunError(gpu_message(self.spec.machine, error.message)) from error
         self.app.start_logs()
 
     def wait_ready(self, timeout: float) -> None:
@@ -269,12 +270,3 @@ def parse_summary(line: str) -> dict | None:
     except json.JSONDecodeError:
         return None
     return fields if isinstance(fields, dict) else None
-
-
-def gpu_message(spec: RunSpec, explanation: str) -> str:
-    machine = spec.machine
-    return (
-        f"machine type {machine.name} needs {machine.gpus} GPU(s), but this Docker engine "
-        f"cannot provide GPUs ({explanation}). Install the NVIDIA Container Toolkit and "
-        f"restart Docker, or run on a CPU machine type, e.g. --machine-type M."
-    )

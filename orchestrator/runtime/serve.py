@@ -39,11 +39,10 @@ def serve(config: RuntimeConfig, declaration: Declaration) -> int:
 
     threading.Thread(target=server.serve_forever, name="http-server", daemon=True).start()
     logger.info(
-        "serving %s on http://%s:%d (%d endpoints: %s; drain limit %g s)",
+        "serving %s on http://%s:%d (endpoints: %s; drain limit %g s)",
         service.name,
         config.host,
         config.port,
-        len(service.endpoints),
         ", ".join(endpoint.path for endpoint in service.endpoints) or "none",
         config.drain_seconds,
     )

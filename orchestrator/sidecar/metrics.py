@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import time
 
+from .admission import UNCOUNTED_PATHS
 from .exchange import Exchange, Handler
 
 # Upper bounds in seconds, from fast API calls to the default 60 s timeout.
@@ -22,7 +23,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.responses_by_status: dict[int, int] = {}
-        # Requests that reached the app and finished, whatever their status.
+        # Requests that reached the app and finished, whatever their status,
+        # except the API docs, which do not count toward the limit either.
         self.served = 0
         # Requests that the sidecar rejected in place of the app (401, 503).
         self.rejected = 0
@@ -32,7 +34,7 @@ class Metrics:
         self._duration_count = 0
 
     def observe(self, exchange: Exchange, seconds: float) -> None:
-        if exchange.admitted:
+        if exchange.admitted and exchange.path not in UNCOUNTED_PATHS:
             self.served += 1
         elif exchange.rejected:
             self.rejected += 1

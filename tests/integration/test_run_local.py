@@ -186,6 +186,8 @@ def test_gpu_machine_type_without_nvidia_runtime(project):
         "(could not select device driver \"\" with capabilities: [[gpu]]). Install the NVIDIA "
         "Container Toolkit and restart Docker, or run on a CPU machine type, e.g. --machine-type M."
     ], run.output
+    # The check comes before the build, so no CUDA image is pulled or built in vain.
+    assert "Building environment" not in run.output
 
 
 def test_failing_setup_shows_log_tail(project):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from orchestrator.local.request_example import example_body
 
@@ -16,7 +16,17 @@ class Resize(BaseModel):
     keep_ratio: bool = True
 
 
+class Documented(BaseModel):
+    image: str = Field(examples=["aGVsbG8=", "d29ybGQ="])
+    width: int = Field(examples=[64])
+    height: int
+
+
 def model_endpoint(self, request: Resize) -> dict:
+    return {}
+
+
+def documented_endpoint(self, request: Documented) -> dict:
     return {}
 
 
@@ -30,6 +40,7 @@ def untyped_endpoint(self, value) -> dict:
 
 @pytest.mark.parametrize(("handler", "expected"), [
     (model_endpoint, {"image": "text", "width": 1}),
+    (documented_endpoint, {"image": "aGVsbG8=", "width": 64, "height": 1}),
     (keyword_endpoint, {"a": 1.0, "b": 1}),
     (untyped_endpoint, {"value": None}),
     (lambda self: None, {}),

@@ -14,7 +14,7 @@ from orchestrator.runner.client import RunnerClient, RunnerError, RunnerSettings
 
 
 class FakeRunner(BaseHTTPRequestHandler):
-    """Answers a few /v1 paths and records what it received."""
+    """Handler that serves a few /v1 paths and records each request."""
 
     received: list[tuple[str, str, str, bytes]] = []
 

@@ -75,6 +75,7 @@ def test_limit_ignores_health_metrics_and_docs(start_sidecar, upstream: Upstream
     assert counted == [200, 200]
     assert returncode == 0
     assert sidecar.summary()["reason"] == "limit reached"
+    assert sidecar.summary()["served"] == 2
     assert upstream.paths().count("/echo") == 2
 
 
