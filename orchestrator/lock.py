@@ -40,6 +40,8 @@ class Lock:
 
     path: Path
     content: str
+    # True when this call resolved the requirements and wrote the file.
+    written: bool = False
 
     @property
     def digest(self) -> str:
@@ -94,7 +96,8 @@ def ensure_lock(
     content = resolve(requirements, python_version, platform, previous=None if upgrade else path)
     content = f"{INPUTS_PREFIX}{digest}\n{content}"
     path.write_text(content)
-    return Lock(path, content)
+    logger.info("wrote lock file %s", path)
+    return Lock(path, content, written=True)
 
 
 def recorded_digest(content: str) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -80,6 +81,11 @@ class ImageBuilder:
     def ensure(self, declaration: Declaration, options: BuildOptions = BuildOptions()) -> ImageResult:
         """Return the declaration's image, building only what is missing."""
         locked = self._lock(declaration, options)
+        if locked.written and declaration.options.requirements:
+            # The lock sits next to the user's file and belongs in their
+            # repository, so its creation is said, not only logged.
+            print(f"Wrote {locked.path.name} (pinned requirements with hashes); commit it with "
+                  f"{declaration.path.name}", file=sys.stderr, flush=True)
         spec = self._spec(declaration, options, locked)
         app_file, code_files = collect_code(declaration)
         code_key = environment.code_digest(app_file, declaration.name, code_files)

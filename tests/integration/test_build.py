@@ -100,15 +100,20 @@ def test_no_cache_builds_again(engine, project):
     assert again.env_key == first.env_key
 
 
-def test_lock_is_reused_and_pins_stay(engine, project):
+def test_lock_is_reused_and_pins_stay(engine, project, capsys):
     reference = write_function(project, requirements=["six"])
     first = build(engine, reference)
+    first_output = capsys.readouterr().err
     declaration = refs.resolve(reference)
     lock_file = lock.lock_path(declaration.path, declaration.name)
     content = lock_file.read_text()
 
     build(engine, reference, no_cache=True)
+    second_output = capsys.readouterr().err
 
+    wrote = f"Wrote {lock_file.name} (pinned requirements with hashes); commit it with app.py"
+    assert wrote in first_output.splitlines()
+    assert "Wrote " not in second_output
     assert lock_file.read_text() == content
     assert lock.Lock(lock_file, content).pins()["six"] == "1.17.0"
     assert first.spec.lock_digest == lock.Lock(lock_file, content).digest

@@ -107,8 +107,10 @@ def test_ensure_lock_writes_inputs_header(lock_file: Path, caplog: pytest.LogCap
     assert lock.recorded_digest(locked.content) == lock.inputs_digest(["six==1.16.0"], "3.11", "linux/amd64")
     assert locked.pins() == {"six": "1.16.0"}
     assert "--hash=sha256:" in locked.content
+    assert locked.written is True
     assert [record.getMessage() for record in caplog.records] == [
-        "resolving 1 requirements for Python 3.11 on linux/amd64"
+        "resolving 1 requirements for Python 3.11 on linux/amd64",
+        f"wrote lock file {lock_file}",
     ]
 
 
@@ -120,6 +122,7 @@ def test_ensure_lock_reused_when_unchanged(lock_file: Path, no_uv: None, frozen:
 
     assert locked.content == content
     assert lock_file.read_text() == content
+    assert locked.written is False
 
 
 def test_ensure_lock_empty_requirements(lock_file: Path, no_uv: None) -> None:
