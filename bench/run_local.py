@@ -3,7 +3,7 @@
 
 Both sides start from a built image. Each is timed from starting the command
 to the first 200 from the app's endpoint. ``orch`` is polled through the
-sidecar on the ``--port`` it was given, once its banner says the app is
+sidecar on the ``--port`` it was given, once its banner reports the app
 ready, and ``docker run -d -p 127.0.0.1::8000`` on the port that ``docker
 port`` reports, once it returned. The sides take turns going first. After
 each repetition the CLI gets SIGINT (its graceful stop) and the raw container
@@ -33,8 +33,8 @@ from support import (
 from orchestrator.refs import default_app_name
 
 # Machine type M gives the app 2 CPUs, all the cores of the benchmark machine,
-# so that the app container runs without a CPU quota, like the raw docker run
-# (XS's 0.5 CPU quota slows the runtime's start-up by about 0.25 s).
+# so the app container runs without a CPU quota, like the raw docker run. XS's
+# 0.5 CPU quota slowed the runtime's start-up by about 0.25 s.
 APP_SOURCE = '''\
 import orchestrator
 
@@ -108,10 +108,10 @@ class Bench:
             start_new_session=True,
         )
         def port_once_ready() -> int | None:
-            # Polled only once the banner says ready, as a user would. Polling
-            # the published port earlier makes docker-proxy connect to the
-            # container before its network is up; the kernel then holds every
-            # connection to that address until its next ARP try, 1 s later.
+            # Polled only once the banner reports ready, as a user would. Polls
+            # of the published port while the container's network was still
+            # being set up all hung for about 1 s, most likely until the
+            # kernel's next ARP try for the container's address.
             return port if READY_LINE in log_path.read_text() else None
 
         try:

@@ -155,10 +155,8 @@ class Engine:
             mapped_errors(self.api.tag)(image_id, repository, tag=tag)
             return
         query = urllib.parse.urlencode({"repo": repository, "tag": tag})
-        url = self.socket.versioned(f"/images/{urllib.parse.quote(image_id, safe='/:@')}/tag?{query}")
-        status, body = self.socket.request("POST", url)
-        if status != 201:
-            raise EngineError(f"cannot tag {image_id} as {reference}: {engine_socket.error_message(body)}")
+        path = f"/images/{urllib.parse.quote(image_id, safe='/:@')}/tag?{query}"
+        self.socket.call("POST", path, ok=(201,), action=f"tag {image_id} as {reference}")
 
     @mapped_errors
     def build_stream(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -215,10 +213,8 @@ class ContainerEngine:
         if self._socket is None:
             return self._create_through_sdk(name, config)
         query = f"?name={urllib.parse.quote(name)}" if name else ""
-        url = self._socket.versioned(f"/containers/create{query}")
-        status, body = self._socket.request("POST", url, config)
-        if status != 201:
-            raise EngineError(f"cannot create container {name}: {engine_socket.error_message(body)}")
+        _, body = self._socket.call("POST", f"/containers/create{query}", ok=(201,),
+                                    action=f"create container {name}", body=config)
         return body["Id"]
 
     @mapped_errors
@@ -295,10 +291,8 @@ class ContainerEngine:
         if self._socket is None:
             self._stop_through_sdk(container_id, timeout)
             return
-        url = self._socket.versioned(f"/containers/{container_id}/stop?t={timeout}")
-        status, body = self._socket.request("POST", url, timeout=timeout + 30)
-        if status not in (204, 304, 404):
-            raise EngineError(f"cannot stop container {container_id[:12]}: {engine_socket.error_message(body)}")
+        self._socket.call("POST", f"/containers/{container_id}/stop?t={timeout}", ok=(204, 304, 404),
+                          action=f"stop container {container_id[:12]}", timeout=timeout + 30)
 
     @mapped_errors
     def _stop_through_sdk(self, container_id: str, timeout: int) -> None:
@@ -333,21 +327,17 @@ class ContainerEngine:
         if self._socket is None:
             return mapped_errors(self.api.containers)(all=True, filters={"label": label})
         filters = urllib.parse.quote(json.dumps({"label": [label]}))
-        status, body = self._socket.request("GET", self._socket.versioned(f"/containers/json?all=1&filters={filters}"))
-        if status != 200:
-            raise EngineError(f"cannot list containers with label {label}: {engine_socket.error_message(body)}")
+        _, body = self._socket.call("GET", f"/containers/json?all=1&filters={filters}", ok=(200,),
+                                    action=f"list containers with label {label}")
         return body
 
     def inspect(self, container_id: str) -> dict[str, Any] | None:
         """Return ``docker container inspect`` data, or None when the container is gone."""
         if self._socket is None:
             return self._inspect_through_sdk(container_id)
-        status, body = self._socket.request("GET", self._socket.versioned(f"/containers/{container_id}/json"))
-        if status == 404:
-            return None
-        if status != 200:
-            raise EngineError(f"cannot inspect container {container_id[:12]}: {engine_socket.error_message(body)}")
-        return body
+        status, body = self._socket.call("GET", f"/containers/{container_id}/json", ok=(200, 404),
+                                         action=f"inspect container {container_id[:12]}")
+        return body if status == 200 else None
 
     @mapped_errors
     def _inspect_through_sdk(self, container_id: str) -> dict[str, Any] | None:

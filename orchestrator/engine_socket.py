@@ -70,7 +70,7 @@ class SocketClient:
         return self.request("GET", url)
 
     def ping(self) -> None:
-        """Check that the engine answers, and note the API version to use with it."""
+        """Check that the engine responds, and record the API version to use with it."""
         response = self.open("GET", "/_ping")
         try:
             response.read()
@@ -83,6 +83,17 @@ class SocketClient:
         if self._version_prefix is None:
             self.ping()
         return f"{self._version_prefix}{path}"
+
+    def call(self, method: str, path: str, *, ok: tuple[int, ...], action: str, body: Any = None,
+             timeout: float = 30.0) -> tuple[int, Any]:
+        """Send a request to ``path`` under the agreed API version and return its status and body.
+
+        A status outside ``ok`` raises EngineError("cannot <action>: <the engine's message>").
+        """
+        status, data = self.request(method, self.versioned(path), body, timeout)
+        if status not in ok:
+            raise EngineError(f"cannot {action}: {error_message(data)}")
+        return status, data
 
     def request(self, method: str, url: str, body: Any = None, timeout: float = 30.0) -> tuple[int, Any]:
         """Send a request and return its status and decoded JSON body (or raw bytes)."""

@@ -9,8 +9,8 @@ import signal
 import sys
 import time
 import uuid
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -60,15 +60,16 @@ def run_command(reference, local, no_cache, machine_type, limit_max_requests, au
     # The sidecar image is also the GPU check's probe, so that an engine
     # without GPUs fails before a CUDA image is pulled and built.
     sidecar_image = ensure_sidecar_image(engine) if local and (declaration.serves or machine.is_gpu) else ""
+    info = engine.info() if local else {}
     if local:
-        check_gpus(engine, machine, sidecar_image)
+        check_gpus(engine, info, machine, sidecar_image)
     registry = settings.registry if settings else registry_setting(declaration.project).value
     image = ImageBuilder(engine, registry=registry).ensure(
         declaration, BuildOptions(gpu=machine.is_gpu, no_cache=no_cache)
     )
 
     if local:
-        machine = _fit_to_engine(machine, engine)
+        machine = _fit_to_engine(machine, info)
     # Last before the spec, so that no failure above leaves its folder behind.
     run_keys = RunKeys(team) if local and declaration.serves else None
     spec = RunSpec(
@@ -210,9 +211,9 @@ def _team(flag: str | None, declaration: refs.Declaration) -> str:
     return str(configured.value) if configured else "default"
 
 
-def _fit_to_engine(machine: MachineType, engine: Engine) -> MachineType:
-    """Cap the CPU limit at what the engine has; Docker rejects a larger one."""
-    available = engine.info().get("NCPU") or machine.cpus
+def _fit_to_engine(machine: MachineType, info: Mapping[str, Any]) -> MachineType:
+    """Cap the CPU limit at what the engine has (``docker info``); Docker rejects a larger one."""
+    available = info.get("NCPU") or machine.cpus
     if machine.cpus <= available:
         return machine
     click.echo(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from ..engine import ContainerEngine, Engine, GpuUnavailable
 from ..errors import RunError
@@ -20,15 +22,15 @@ def gpu_message(machine: MachineType, explanation: str) -> str:
     )
 
 
-def check_gpus(engine: Engine, machine: MachineType, probe_image: str) -> None:
+def check_gpus(engine: Engine, info: Mapping[str, Any], machine: MachineType, probe_image: str) -> None:
     """Raise RunError when the engine cannot start a container with ``machine``'s GPUs.
 
-    An engine with the NVIDIA runtime registered is trusted. Any other engine
+    An engine whose ``info`` lists the NVIDIA runtime is trusted. Any other engine
     starts a short container from ``probe_image`` that requests the GPUs, so
     that an engine without GPU support fails here, before a CUDA base image of
     several GB is pulled and built on.
     """
-    if not machine.is_gpu or "nvidia" in (engine.info().get("Runtimes") or {}):
+    if not machine.is_gpu or "nvidia" in (info.get("Runtimes") or {}):
         return
     containers = ContainerEngine(engine)
     config = {

@@ -57,9 +57,6 @@ class ClientConnection:
         )
         self._output: list[bytes] = []
         self._aborted = False
-        # True while waiting for the first byte of the next request, so that
-        # a stopping sidecar can close the connection without cutting anything.
-        self.idle = False
         # Loop time since when the connection waits for a request head, or
         # None; close_silent_connections() reads it.
         self.waiting_since: float | None = None
@@ -87,7 +84,6 @@ class ClientConnection:
         except http1.ProtocolError as error:
             await self._send_bad_request(error)
         finally:
-            self.idle = False
             await self._close()
 
     async def _close(self) -> None:
@@ -146,17 +142,23 @@ class ClientConnection:
                 if self._requests.in_message:
                     raise ClientDisconnected("connection closed in the middle of a request head")
                 return None
-            if not self._requests.in_message:
-                if self._lifecycle.stopped:
-                    return None
-                self.idle = True
+            if not self._requests.in_message and self._lifecycle.stopped:
+                return None
             self.waiting_since = self._loop.time()
             try:
                 await channel.wait_for_events()
             finally:
                 self.waiting_since = None
-                self.idle = False
         return events.popleft()  # type: ignore[return-value]
+
+    @property
+    def idle(self) -> bool:
+        """True while waiting for the first byte of the next request.
+
+        A stopping sidecar closes idle connections at once, because that cuts
+        nothing.
+        """
+        return self.waiting_since is not None and not self._requests.in_message
 
     def close_if_silent(self, since: float) -> None:
         """Close the connection if it has waited for a request head since before ``since``."""
